@@ -1,0 +1,287 @@
+"""Per-call cost of instrumented block methods, as ratios measured in one process.
+
+Run: ``python benchmarks/bench_calls.py [--calls N] [--repeats R] [--json]``
+
+Every figure is the median of R repetitions of a loop of N calls, and every
+comparison is between loops measured in this same run (DESIGN.md section 7):
+
+- plain: a method call on a pydantic model, no wrapper;
+- wrapt: the same method behind a pass-through ``wrapt.FunctionWrapper``;
+- floor: wrapt plus two ``time.perf_counter_ns()`` and two list appends;
+- off (class): a block class with ``events_enabled = False``;
+- off (env): ``EVENTBLOCKS_EVENTS=off`` at import, measured in a child process
+  against its own plain loop;
+- off (run time): ``configure(enabled=False)``;
+- on: ``configure(emitters=[MemoryEmitter()])``, the caller's loop only;
+- on, whole cost: the caller's loop plus ``flush()`` until every event reached the
+  memory emitter, plus reading each delivered event once;
+- span: one OpenTelemetry SDK span (``start_as_current_span``) with no processor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+from pydantic import BaseModel
+
+from blocks import Block
+from emitters import MemoryEmitter, configure, flush, stats
+
+BUDGETS = {
+    "off_class_ratio": 1.1,
+    "off_env_ratio": 1.1,
+    "off_runtime_added_ns": 1000.0,
+    "on_caller_vs_floor": 2.5,
+    "on_whole_vs_span": 0.5,
+}
+
+
+class PlainModel(BaseModel):
+    x: int = 1
+
+    def method(self, a: int) -> int:
+        return a + self.x
+
+
+def _passthrough(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    return wrapped(*args, **kwargs)
+
+
+_sink: list[int] = []
+
+
+def _floor_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+) -> Any:
+    t0 = time.perf_counter_ns()
+    _sink.append(t0)
+    result = wrapped(*args, **kwargs)
+    t1 = time.perf_counter_ns()
+    _sink.append(t1)
+    return result
+
+
+class WraptModel(BaseModel):
+    x: int = 1
+
+    def method(self, a: int) -> int:
+        return a + self.x
+
+
+WraptModel.method = wrapt.FunctionWrapper(  # type: ignore[method-assign]
+    WraptModel.__dict__["method"], _passthrough
+)
+
+
+class FloorModel(BaseModel):
+    x: int = 1
+
+    def method(self, a: int) -> int:
+        return a + self.x
+
+
+FloorModel.method = wrapt.FunctionWrapper(  # type: ignore[method-assign]
+    FloorModel.__dict__["method"], _floor_wrapper
+)
+
+
+class BenchBlock(Block):
+    x: int = 1
+
+    def method(self, a: int) -> int:
+        return a + self.x
+
+
+class QuietBlock(Block):
+    events_enabled = False
+    x: int = 1
+
+    def method(self, a: int) -> int:
+        return a + self.x
+
+
+def _loop(obj: Any, n: int) -> int:
+    method = obj.method
+    t0 = time.perf_counter_ns()
+    for i in range(n):
+        method(i)
+    return time.perf_counter_ns() - t0
+
+
+def _loop_unbound(obj: Any, n: int) -> int:
+    # Attribute lookup on each call, as user code does it.
+    t0 = time.perf_counter_ns()
+    for i in range(n):
+        obj.method(i)
+    return time.perf_counter_ns() - t0
+
+
+def _span_loop(n: int) -> int:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("bench")
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        with tracer.start_as_current_span("op"):
+            pass
+    return time.perf_counter_ns() - t0
+
+
+def _median_ns_per_call(samples: list[int], n: int) -> float:
+    return statistics.median(samples) / n
+
+
+def _env_off_child(n: int, repeats: int) -> dict[str, float]:
+    """Measure in a child started with EVENTBLOCKS_EVENTS=off."""
+    env = dict(os.environ, EVENTBLOCKS_EVENTS="off")
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child-off",
+            "--calls",
+            str(n),
+            "--repeats",
+            str(repeats),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def child_off(n: int, repeats: int) -> None:
+    from blocks import is_instrumented
+
+    plain, off = [], []
+    for _ in range(repeats):
+        plain.append(_loop_unbound(PlainModel(), n))
+        off.append(_loop_unbound(BenchBlock(), n))
+    print(
+        json.dumps(
+            {
+                "plain_ns": _median_ns_per_call(plain, n),
+                "off_env_ns": _median_ns_per_call(off, n),
+                "wrapper_installed": is_instrumented(BenchBlock.method),
+            }
+        )
+    )
+
+
+def measure(n: int, repeats: int) -> dict[str, Any]:
+    plain_m, wrapt_m, floor_m = PlainModel(), WraptModel(), FloorModel()
+    block, quiet = BenchBlock(), QuietBlock()
+    samples: dict[str, list[int]] = {
+        k: []
+        for k in (
+            "plain",
+            "wrapt",
+            "floor",
+            "off_class",
+            "off_runtime",
+            "on_caller",
+            "on_whole",
+            "span",
+        )
+    }
+    for _ in range(repeats):
+        samples["plain"].append(_loop_unbound(plain_m, n))
+        samples["wrapt"].append(_loop_unbound(wrapt_m, n))
+        _sink.clear()
+        samples["floor"].append(_loop_unbound(floor_m, n))
+        _sink.clear()
+        samples["off_class"].append(_loop_unbound(quiet, n))
+
+        configure(emitters=[], enabled=False)
+        samples["off_runtime"].append(_loop_unbound(block, n))
+
+        memory = MemoryEmitter()
+        # The queue holds every event of the loop below its high-water mark (half
+        # its size), so the dispatcher stays parked until flush(): the loop times
+        # the caller's own work, and the whole cost adds the dispatcher's.
+        configure(emitters=[memory], queue_size=4 * n + 16, flush_interval=60.0)
+        flush()
+        caller = _loop_unbound(block, n)
+        samples["on_caller"].append(caller)
+        t0 = time.perf_counter_ns()
+        flush(timeout=None)
+        count = 0
+        for event in memory.events:
+            count += event.event is not None
+        samples["on_whole"].append(caller + time.perf_counter_ns() - t0)
+        if count != 2 * n:
+            raise RuntimeError(f"expected {2 * n} events, the sink got {count}")
+
+        samples["span"].append(_span_loop(n))
+    configure(emitters=[])
+    ns = {k: _median_ns_per_call(v, n) for k, v in samples.items()}
+    child = _env_off_child(n, repeats)
+    return {
+        "calls": n,
+        "repeats": repeats,
+        "ns_per_call": ns,
+        "off_env_child": child,
+        "ratios": {
+            "off_class_ratio": ns["off_class"] / ns["plain"],
+            "off_env_ratio": child["off_env_ns"] / child["plain_ns"],
+            "off_runtime_added_ns": ns["off_runtime"] - ns["plain"],
+            "on_caller_vs_floor": ns["on_caller"] / ns["floor"],
+            "on_whole_vs_span": ns["on_whole"] / ns["span"],
+        },
+        "stats_dropped": stats()["dropped"],
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    ns, ratios = result["ns_per_call"], result["ratios"]
+    lines = [
+        f"calls per loop: {result['calls']:,}, repetitions: {result['repeats']} "
+        "(medians)",
+        "",
+        "loop                         ns/call",
+    ]
+    for key, value in ns.items():
+        lines.append(f"  {key:26s} {value:8.1f}")
+    lines += ["", "budget                       measured   budget   holds"]
+    for key, limit in BUDGETS.items():
+        value = ratios[key]
+        unit = " ns" if key.endswith("_ns") else "x"
+        lines.append(
+            f"  {key:26s} {value:8.2f}{unit} {limit:7.2f}{unit}   "
+            f"{'yes' if value <= limit else 'NO'}"
+        )
+    lines.append(
+        f"  off (env) wrapper installed: {result['off_env_child']['wrapper_installed']}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child-off", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_off:
+        child_off(args.calls, args.repeats)
+        return
+    result = measure(args.calls, args.repeats)
+    print(json.dumps(result, indent=2) if args.json else report(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""``python -m blocks`` runs the ``eventblocks`` command line."""
+
+import sys
+
+from blocks._cli import main
+
+sys.exit(main())

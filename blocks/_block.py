@@ -1,0 +1,191 @@
+"""The ``Block`` base class: a typed, validated connector whose calls are observable."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any, ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+
+from blocks._errors import BlockDefinitionError, BlockValidationError
+from blocks._instrument import instrument_class
+from blocks._secrets import iter_secret_values
+from emitters import RelatedResource, Resource, register_secret
+from emitters._build import SourceInfo
+from emitters._pipeline import EVENTS_OFF_AT_IMPORT, ensure_configured
+
+__all__ = ["Block", "kebab_case"]
+
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# Bumped whenever any block's document identity changes, so that cached event
+# sources of the blocks that hold it as a field are rebuilt.
+_identity_generation = itertools.count(1)
+_current_generation = 0
+
+
+def kebab_case(name: str) -> str:
+    """Return the kebab-case slug of a class name: ``S3Bucket`` -> ``s3-bucket``."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", name)
+    words = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1-\2", words)
+    return re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
+
+
+class Block(BaseModel):
+    """Base class of every block: subclass it, declare fields, add methods.
+
+    Every public method of a subclass (sync, ``async def``, generator, async
+    generator) emits ``block.<slug>.<method>.started`` and then ``succeeded`` or
+    ``failed`` events, tagged with the current flow run and task run. Secret
+    fields (``pydantic.SecretStr``, :class:`~blocks.SecretDict`) are registered
+    for redaction as soon as the block is built, so no event carries them.
+
+    Class attributes:
+        block_type_slug: The type's slug; the kebab-case class name by default.
+        events_enabled: False installs no instrumentation on this class at all.
+
+    Example:
+        >>> class Warehouse(Block):
+        ...     dsn: SecretStr
+        ...     def query(self, sql: str) -> list[dict]: ...
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, arbitrary_types_allowed=True
+    )
+
+    block_type_slug: ClassVar[str] = "block"
+    events_enabled: ClassVar[bool] = True
+
+    _document_id: UUID | None = PrivateAttr(default=None)
+    _document_name: str | None = PrivateAttr(default=None)
+    _event_source: tuple[int, SourceInfo] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "block_type_slug" not in cls.__dict__:
+            cls.block_type_slug = kebab_case(cls.__name__)
+        slug = cls.block_type_slug
+        if not isinstance(slug, str) or not _SLUG.match(slug):
+            raise BlockDefinitionError(
+                f"{cls.__qualname__}.block_type_slug must be lowercase words joined "
+                f"by hyphens, such as 'my-block', not {slug!r}"
+            )
+        enabled = bool(cls.events_enabled) and not EVENTS_OFF_AT_IMPORT
+        instrument_class(cls, enabled=enabled, stop=_BASE_CLASSES)
+        if enabled:
+            ensure_configured()
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # pydantic's message echoes input values, which may be secrets.
+            raise BlockValidationError.from_pydantic(
+                type(self).block_type_slug, exc
+            ) from None
+
+    def model_post_init(self, context: Any, /) -> None:
+        register_secret(*iter_secret_values(self))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            super().__setattr__(name, value)
+            return
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise BlockValidationError.from_pydantic(
+                type(self).block_type_slug, exc
+            ) from None
+        register_secret(*iter_secret_values(getattr(self, name, None)))
+        self._event_source = None
+
+    # -- identity ----------------------------------------------------------------
+
+    @property
+    def document_id(self) -> UUID | None:
+        """The id of the saved document this block was saved as or loaded from."""
+        return self._document_id
+
+    @property
+    def document_name(self) -> str | None:
+        """The name of the saved document, or None for an unsaved block."""
+        return self._document_name
+
+    def _set_document(self, document_id: UUID | None, name: str | None) -> None:
+        """Record the document this instance is saved as (the documents' seam)."""
+        global _current_generation
+        self._document_id = document_id
+        self._document_name = name
+        _current_generation = next(_identity_generation)
+
+    def __eventblocks_source__(self) -> SourceInfo:
+        """Describe this block for its events (cached until its identity changes)."""
+        # The private-attribute dict directly: pydantic's attribute access for
+        # private names costs microseconds, and this runs once per call.
+        private = self.__pydantic_private__
+        assert private is not None
+        cached = private.get("_event_source")
+        if cached is not None and cached[0] == _current_generation:
+            return cached[1]  # type: ignore[no-any-return]
+        info = self._build_event_source()
+        private["_event_source"] = (_current_generation, info)
+        return info
+
+    def _build_event_source(self) -> SourceInfo:
+        slug = type(self).block_type_slug
+        if self._document_id is not None:
+            resource = Resource(
+                id=f"block-document.{self._document_id}",
+                name=self._document_name,
+                labels={"block-type": slug},
+            )
+        else:
+            resource = Resource(id=f"block.{slug}", labels={"block-type": slug})
+        related = [
+            RelatedResource(
+                id=f"block-type.{slug}", role="block-type", name=type(self).__name__
+            )
+        ]
+        for field, nested in _nested_blocks(self):
+            if nested.document_id is not None:
+                related.append(
+                    RelatedResource(
+                        id=f"block-document.{nested.document_id}",
+                        role="nested-block",
+                        name=nested.document_name,
+                        labels={
+                            "field": field,
+                            "block-type": type(nested).block_type_slug,
+                        },
+                    )
+                )
+        return SourceInfo(f"block.{slug}", resource, tuple(related))
+
+
+def _nested_blocks(block: Block) -> list[tuple[str, Block]]:
+    """Return ``(field, block)`` for every block held in the block's fields."""
+    found: list[tuple[str, Block]] = []
+    for name in type(block).model_fields:
+        value = getattr(block, name, None)
+        if isinstance(value, Block):
+            found.append((name, value))
+        elif isinstance(value, list | tuple):
+            found.extend(
+                (f"{name}[{i}]", item)
+                for i, item in enumerate(value)
+                if isinstance(item, Block)
+            )
+        elif isinstance(value, dict):
+            found.extend(
+                (f"{name}[{key!r}]", item)
+                for key, item in value.items()
+                if isinstance(item, Block)
+            )
+    return found
+
+
+_BASE_CLASSES: frozenset[type] = frozenset(Block.__mro__)

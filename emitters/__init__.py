@@ -1,0 +1,38 @@
+"""eventblocks' event layer: the event model, run context, pipeline and sinks.
+
+It stands on its own: any code can emit events with :func:`emit_event`, inside
+:func:`flow_run` and :func:`task_run` scopes, into the sinks given to
+:func:`configure`.
+"""
+
+from emitters._console import ConsoleEmitter
+from emitters._context import Run, bind_context, current_run, flow_run, task_run
+from emitters._emit import emit_event
+from emitters._emitter import Emitter, MemoryEmitter
+from emitters._model import Event, RelatedResource, Resource
+from emitters._pipeline import configure, flush, shutdown, stats
+from emitters._processors import DropEvent, event_filter, sampler
+from emitters._redact import register_secret
+
+__all__ = [
+    "ConsoleEmitter",
+    "DropEvent",
+    "Emitter",
+    "Event",
+    "MemoryEmitter",
+    "RelatedResource",
+    "Resource",
+    "Run",
+    "bind_context",
+    "configure",
+    "current_run",
+    "emit_event",
+    "event_filter",
+    "flow_run",
+    "flush",
+    "register_secret",
+    "sampler",
+    "shutdown",
+    "stats",
+    "task_run",
+]

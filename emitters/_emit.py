@@ -1,0 +1,126 @@
+"""``emit_event``: emitting an event from any code."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from emitters._build import KIND_EVENT
+from emitters._context import current_run_context
+from emitters._ids import uuid7_from_ns
+from emitters._model import Event, RelatedResource, Resource
+from emitters._otel_context import snapshot_otel_context, trace_related
+from emitters._pipeline import STATE, ensure_configured
+
+__all__ = ["emit_event"]
+
+
+def _resource(value: Resource | Mapping[str, Any]) -> Resource:
+    if isinstance(value, Resource):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            "resource must be a Resource or a mapping with an 'id', "
+            f"not {type(value).__name__}"
+        )
+    try:
+        return Resource.model_validate(dict(value))
+    except ValidationError as exc:
+        raise ValueError(f"invalid resource: {_first_error(exc)}") from None
+
+
+def _related(value: RelatedResource | Mapping[str, Any], index: int) -> RelatedResource:
+    if isinstance(value, RelatedResource):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"related[{index}] must be a RelatedResource or a mapping with 'id' and "
+            f"'role', not {type(value).__name__}"
+        )
+    try:
+        return RelatedResource.model_validate(dict(value))
+    except ValidationError as exc:
+        raise ValueError(f"invalid related[{index}]: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "value"
+    return f"{where}: {err['msg']}"
+
+
+def emit_event(
+    event: str,
+    resource: Resource | Mapping[str, Any],
+    *,
+    related: Iterable[RelatedResource | Mapping[str, Any]] = (),
+    payload: Mapping[str, Any] | None = None,
+    follows: UUID | str | None = None,
+) -> Event:
+    """Emit an event from any code and return it.
+
+    The event is validated here, tagged with the current flow run, task run and
+    OpenTelemetry trace (as related resources), and queued for the sinks; this
+    call never blocks on a sink. Registered secrets are masked before any sink
+    sees it.
+
+    Args:
+        event: The dotted event name, such as ``"warehouse.refreshed"``.
+        resource: What the event is about: a ``Resource`` or a mapping with ``id``
+            and optional ``name`` and ``labels``.
+        related: Other resources involved, each with a ``role``.
+        payload: JSON-serialisable detail.
+        follows: The id of the event this one follows.
+
+    Raises:
+        TypeError: ``resource`` or a related item has the wrong type.
+        ValueError: A field is invalid (the message names it) or the payload
+            cannot be serialised as JSON.
+    """
+    if not isinstance(event, str) or not event.strip():
+        raise ValueError(f"event must be a non-empty dotted name, not {event!r}")
+    res = _resource(resource)
+    extra = tuple(_related(item, i) for i, item in enumerate(related))
+    body = dict(payload or {})
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload must be JSON-serialisable: {exc}") from None
+    if follows is not None and not isinstance(follows, UUID):
+        try:
+            follows = UUID(str(follows))
+        except ValueError:
+            raise ValueError(
+                f"follows must be an event id (UUID), not {follows!r}"
+            ) from None
+    run = current_run_context()
+    context: tuple[RelatedResource, ...] = run.related
+    trace = trace_related(snapshot_otel_context())
+    if trace is not None:
+        context += (trace,)
+    given_roles = {r.role for r in extra}
+    context = tuple(r for r in context if r.role not in given_roles)
+    now = time.time_ns()
+    built = Event.model_validate(
+        {
+            "id": uuid7_from_ns(now),
+            "occurred": datetime.fromtimestamp(now // 1000 / 1e6, tz=UTC),
+            "event": event,
+            "resource": res,
+            "related": extra + context,
+            "payload": body,
+            "follows": follows,
+        }
+    )
+    ensure_configured()
+    if STATE.enabled:
+        STATE.append((KIND_EVENT, built))
+        if not STATE.count() & 1023:
+            STATE.kick()
+    return built

@@ -1,0 +1,175 @@
+"""The event model: ``Event``, ``Resource`` and ``RelatedResource``.
+
+Events built by the SDK itself are assembled from trusted parts with
+:func:`assemble_event`, which skips validation; everything that comes from outside
+(JSON, a user's call to ``emit_event``) goes through pydantic validation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Event", "RelatedResource", "Resource", "assemble_event"]
+
+
+class Resource(BaseModel):
+    """What an event is about: an ``id`` such as ``block-document.<uuid>``, an
+    optional human ``name`` and string ``labels``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash(
+            (type(self), self.id, self.name, tuple(sorted(self.labels.items())))
+        )
+
+
+class RelatedResource(Resource):
+    """Another resource involved in an event, with the ``role`` it played, such as
+    ``flow-run``, ``block-type``, ``nested-block`` or ``caller``."""
+
+    role: str = Field(min_length=1)
+
+    def __hash__(self) -> int:
+        return hash((super().__hash__(), self.role))
+
+
+class Event(BaseModel):
+    """One immutable event.
+
+    Attributes:
+        id: A UUIDv7, time ordered; every sink uses it as the idempotency key.
+        occurred: When it happened, timezone-aware UTC.
+        event: The dotted name, such as ``block.s3-bucket.read_path.failed``.
+        resource: What the event is about.
+        related: The other resources involved, each with a role.
+        payload: JSON-serialisable detail, never a secret.
+        follows: The id of the event this one follows (an outcome follows its
+            ``started`` event), or None.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: UUID
+    occurred: datetime
+    event: str = Field(min_length=1)
+    resource: Resource
+    related: tuple[RelatedResource, ...] = ()
+    payload: dict[str, Any] = Field(default_factory=dict)
+    follows: UUID | None = None
+
+    @field_validator("occurred")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("occurred must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def related_by_role(self, role: str) -> list[RelatedResource]:
+        """Return the related resources that played ``role``, in order."""
+        return [r for r in self.related if r.role == role]
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """Return this event as a CloudEvents 1.0 structured-mode JSON object.
+
+        ``type`` is the event name, ``source`` the resource id and ``subject`` its
+        name; the resource, related resources, payload and ``follows`` travel in
+        ``data``.
+        """
+        ce: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": str(self.id),
+            "source": self.resource.id,
+            "type": self.event,
+            "time": self.occurred.isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "data": self.model_dump(
+                mode="json", include={"resource", "related", "payload", "follows"}
+            ),
+        }
+        if self.resource.name is not None:
+            ce["subject"] = self.resource.name
+        return ce
+
+    def to_otel_attributes(self) -> dict[str, str | float | int | bool]:
+        """Return flat attributes for an OpenTelemetry span or log record.
+
+        Keys are ``event.*`` for the event itself, ``resource.*`` for its resource
+        and ``<role>.id`` / ``<role>.name`` for each related resource (the first one
+        of each role); scalar payload entries become ``payload.<key>``.
+        """
+        attrs: dict[str, str | float | int | bool] = {
+            "event.id": str(self.id),
+            "event.name": self.event,
+            "resource.id": self.resource.id,
+        }
+        if self.resource.name is not None:
+            attrs["resource.name"] = self.resource.name
+        if self.follows is not None:
+            attrs["event.follows"] = str(self.follows)
+        for rel in self.related:
+            key = rel.role.replace("-", "_")
+            if f"{key}.id" in attrs:
+                continue
+            attrs[f"{key}.id"] = rel.id
+            if rel.name is not None:
+                attrs[f"{key}.name"] = rel.name
+        for key, value in self.payload.items():
+            if isinstance(value, str | int | float | bool):
+                attrs[f"payload.{key}"] = value
+        return attrs
+
+
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+# Shared by every assembled event: pydantic only reads it, and copies it when
+# it copies a model.
+_ALL_FIELDS = set(Event.model_fields)
+_EVENT_SLOTS = (_set_dict, _set_fields, _set_extra, _set_private)
+
+
+def assemble_event(
+    id: UUID,
+    occurred: datetime,
+    event: str,
+    resource: Resource,
+    related: tuple[RelatedResource, ...],
+    payload: dict[str, Any],
+    follows: UUID | None,
+) -> Event:
+    """Build an ``Event`` from trusted, already valid parts, without validation.
+
+    Only the pipeline uses this, for events the SDK assembles itself; the result is
+    indistinguishable from a validated event (equality, dumping, copying).
+    """
+    ev = _new(Event)
+    _set_dict(
+        ev,
+        {
+            "id": id,
+            "occurred": occurred,
+            "event": event,
+            "resource": resource,
+            "related": related,
+            "payload": payload,
+            "follows": follows,
+        },
+    )
+    _set_fields(ev, _ALL_FIELDS)
+    _set_extra(ev, None)
+    _set_private(ev, None)
+    return ev
