@@ -126,10 +126,14 @@ class Config:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        for name in ("flush_interval", "exit_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, not {value!r}")
+        if not isinstance(self.flush_interval, int | float) or self.flush_interval <= 0:
+            raise ValueError(
+                f"flush_interval must be a positive number, not {self.flush_interval!r}"
+            )
+        if not isinstance(self.exit_timeout, int | float) or self.exit_timeout < 0:
+            raise ValueError(
+                f"exit_timeout must be a non-negative number, not {self.exit_timeout!r}"
+            )
         names = [_emitter_name(e) for e in self.emitters]
         for name in names:
             if names.count(name) > 1:
@@ -563,7 +567,8 @@ def configure(
         emitters: The sinks. None means the defaults (``EVENTBLOCKS_EMITTERS``).
         processors: Callables run in order on each event after redaction; return
             None or raise ``DropEvent`` to drop it.
-        enabled: False turns every block call into a plain call after one flag check.
+        enabled: False turns every block call into a plain call after one flag
+            check. ``EVENTBLOCKS_EVENTS=off`` at import wins over True.
         queue_size: The most events waiting for the dispatcher, and for each sink.
         on_full: What a full queue drops: ``"drop_oldest"`` or ``"drop_newest"``.
         batch_size: The most events handed to a sink at once.
@@ -578,7 +583,8 @@ def configure(
     config = Config(
         emitters=resolved,
         processors=tuple(processors),
-        enabled=bool(enabled),
+        # The operator's kill switch wins over the code's configuration.
+        enabled=bool(enabled) and not EVENTS_OFF_AT_IMPORT,
         queue_size=queue_size,
         on_full=on_full,
         batch_size=batch_size,
@@ -593,7 +599,7 @@ def ensure_configured() -> None:
     if _PIPELINE.current is None:
         with _PIPELINE._lock:
             if _PIPELINE.current is None:
-                configure(enabled=not EVENTS_OFF_AT_IMPORT)
+                configure()
 
 
 def flush(timeout: float | None = 5.0) -> bool:
@@ -675,13 +681,20 @@ def remove_tap(tap: list[Event]) -> None:
 
 
 def _at_exit() -> None:
+    # Deliver what is queued, then close the sinks, all within exit_timeout.
     dispatcher = _PIPELINE.current
     if dispatcher is None:
         return
     timeout = dispatcher.config.exit_timeout
-    if not dispatcher.flush(timeout):
+    deadline = time.monotonic() + timeout
+    STATE.enabled = False
+    delivered = dispatcher.flush(timeout)
+    closed = dispatcher.stop(max(0.0, deadline - time.monotonic()))
+    if not (delivered and closed):
         logger.warning(
-            "eventblocks could not deliver every event within %.1fs at exit", timeout
+            "eventblocks could not deliver every event and close every sink within "
+            "%.1fs at exit",
+            timeout,
         )
 
 

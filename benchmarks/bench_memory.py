@@ -1,0 +1,120 @@
+"""Memory stays bounded: 1,000,000 block calls against a sink that never returns.
+
+Run: ``python benchmarks/bench_memory.py [--calls N] [--json]``
+
+The sink's ``emit_batch`` blocks forever (until the run ends), so nothing is ever
+delivered: the main queue and the sink's backlog fill up to ``queue_size`` and
+everything after that is dropped and counted. The figure is the growth of the
+process's resident set size (``VmRSS``) from just before the calls to just after,
+and the rise of the peak RSS over the same span (the larger of the two counts),
+with the drops reported by ``stats()``. Budget (DESIGN.md section 7): under 50 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from blocks import Block
+from emitters import Emitter, Event, configure, stats
+
+BUDGET_MB = 50.0
+
+
+class StalledEmitter(Emitter):
+    """A sink whose ``emit_batch`` does not return until released."""
+
+    def __init__(self) -> None:
+        super().__init__(name="stalled")
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        self.entered.set()
+        self.release.wait()
+
+
+class Probe(Block):
+    rows: int = 10
+
+    def query(self, sql: str) -> int:
+        return self.rows + len(sql)
+
+
+def rss_bytes() -> int:
+    """Return this process's resident set size, from /proc (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmRSS not found in /proc/self/status")
+
+
+def measure(calls: int) -> dict[str, Any]:
+    sink = StalledEmitter()
+    configure(emitters=[sink])
+    probe = Probe()
+    # Warm up: the sink is stuck from the first batch on, the queues fill up.
+    for _ in range(50_000):
+        probe.query("select 1")
+    sink.entered.wait(10)
+    time.sleep(0.5)
+    before_stats = stats()
+    before = rss_bytes()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    started = time.perf_counter()
+    for _ in range(calls):
+        probe.query("select 1")
+    elapsed = time.perf_counter() - started
+    time.sleep(0.5)  # let the dispatcher drain what it can into the backlog
+    after = rss_bytes()
+    peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    after_stats = stats()
+    sink.release.set()
+    configure(emitters=[])
+    emitted = after_stats["emitted"] - before_stats["emitted"]
+    dropped = after_stats["dropped"] - before_stats["dropped"]
+    # The peak can only have risen during the calls; count the larger of the two.
+    growth_mb = max(after - before, peak_after - max(peak_before, before)) / 1e6
+    return {
+        "calls": calls,
+        "events_emitted": emitted,
+        "events_dropped": dropped,
+        "dropped_by_emitter": after_stats["dropped_by_emitter"],
+        "delivered": after_stats["delivered"],
+        "rss_before_mb": before / 1e6,
+        "rss_after_mb": after / 1e6,
+        "peak_rss_mb": peak_after / 1e6,
+        "growth_mb": growth_mb,
+        "budget_mb": BUDGET_MB,
+        "holds": growth_mb < BUDGET_MB and dropped > 0,
+        "seconds": elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = measure(args.calls)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"calls: {result['calls']:,} against a sink that never returns")
+    print(f"events emitted: {result['events_emitted']:,}")
+    print(f"events dropped (counted by stats()): {result['events_dropped']:,}")
+    print(
+        f"resident memory: {result['rss_before_mb']:.1f} MB -> "
+        f"{result['rss_after_mb']:.1f} MB (peak {result['peak_rss_mb']:.1f} MB), growth {result['growth_mb']:.1f} MB "
+        f"(budget < {BUDGET_MB:.0f} MB): {'holds' if result['holds'] else 'DOES NOT HOLD'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
