@@ -14,7 +14,7 @@ from blocks._instrument import instrument_class
 from blocks._secrets import iter_secret_values
 from emitters import RelatedResource, Resource, register_secret
 from emitters._build import SourceInfo
-from emitters._pipeline import EVENTS_OFF_AT_IMPORT, ensure_configured
+from emitters._pipeline import EVENTS_OFF_AT_IMPORT, drain, ensure_configured
 
 __all__ = ["Block", "kebab_case"]
 
@@ -23,6 +23,7 @@ _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # sources of the blocks that hold it as a field are rebuilt.
 _identity_generation = itertools.count(1)
 _current_generation = 0
+_IDENTITY_DRAIN_TIMEOUT = 2.0
 
 
 def kebab_case(name: str) -> str:
@@ -118,6 +119,11 @@ class Block(BaseModel):
     def _set_document(self, document_id: UUID | None, name: str | None) -> None:
         """Record the document this instance is saved as (the documents' seam)."""
         global _current_generation
+        if (document_id, name) == (self._document_id, self._document_name):
+            return
+        # Events of calls made so far are built with the identity they had: let
+        # the dispatcher build what is queued before the identity changes.
+        drain(timeout=_IDENTITY_DRAIN_TIMEOUT)
         self._document_id = document_id
         self._document_name = name
         _current_generation = next(_identity_generation)

@@ -46,8 +46,10 @@ def _instrumented(function: types.FunctionType, hook: PayloadHook | None) -> Any
 
 
 def _is_ours(raw: Any) -> bool:
-    return isinstance(raw, wrapt.FunctionWrapper) and getattr(
-        getattr(raw, "_self_wrapper", None), _MARK, False
+    # True for the FunctionWrapper installed on a class and for the bound wrappers
+    # wrapt returns when it is looked up: they share the marked wrapper function.
+    return isinstance(raw, wrapt.FunctionWrapper | wrapt.BoundFunctionWrapper) and bool(
+        getattr(getattr(raw, "_self_wrapper", None), _MARK, False)
     )
 
 
@@ -124,7 +126,7 @@ def instrument_class(cls: type, *, enabled: bool, stop: frozenset[type]) -> None
     for name, raw in _candidates(cls, stop).items():
         if name.startswith(("_", "model_")) or name in EXCLUDED_NAMES:
             continue
-        wrapped = _is_ours(raw)
+        wrapped = isinstance(raw, wrapt.FunctionWrapper) and _is_ours(raw)
         function = raw.__wrapped__ if wrapped else raw
         if not isinstance(function, types.FunctionType):
             continue

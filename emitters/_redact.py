@@ -62,6 +62,9 @@ def redact_text(text: str) -> str:
 def _redact_value(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
         return pattern.sub(MASK, value) if pattern.search(value) else value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A secret number (a PIN in a SecretDict) is registered as its text.
+        return MASK if str(value) in _secrets else value
     if isinstance(value, dict):
         changed = False
         out: dict[Any, Any] = {}
