@@ -87,6 +87,10 @@ def emit_event(
         raise ValueError(f"event must be a non-empty dotted name, not {event!r}")
     res = _resource(resource)
     extra = tuple(_related(item, i) for i, item in enumerate(related))
+    if payload is not None and not isinstance(payload, Mapping):
+        raise TypeError(
+            f"payload must be a mapping (a dict), not {type(payload).__name__}"
+        )
     body = dict(payload or {})
     try:
         json.dumps(body, allow_nan=False)

@@ -246,12 +246,20 @@ class _Worker:
                 redact_text(str(exc)),
             )
 
-    def shutdown(self, timeout: float) -> bool:
-        """Deliver the backlog, stop the thread and close the sink, within timeout."""
+    def shutdown(self, timeout: float, *, close_sink: bool = True) -> bool:
+        """Deliver the backlog, stop the thread and close the sink, within timeout.
+
+        Args:
+            timeout: Seconds to wait at most for the backlog.
+            close_sink: False leaves the sink open, for a new configuration that
+                keeps it.
+        """
         self.close()
         self.thread.join(timeout)
         if self.thread.is_alive():
             return False
+        if not close_sink:
+            return True
         try:
             self.emitter.close()
         except Exception as exc:
@@ -377,7 +385,6 @@ class _Dispatcher:
                 except Exception as exc:
                     # A broken processor might be the one that removes sensitive
                     # data: drop the event rather than pass it on unprocessed.
-                    current = None
                     self.processor_errors += 1
                     _throttle.warn(
                         f"proc:{proc!r}",
@@ -386,6 +393,8 @@ class _Dispatcher:
                         type(exc).__name__,
                         redact_text(str(exc)),
                     )
+                    current = None
+                    break
                 if current is None:
                     self.filtered += 1
                     break
@@ -425,7 +434,8 @@ class _Dispatcher:
             ok = marker.wait(remaining) and ok
         return ok
 
-    def stop(self, timeout: float) -> bool:
+    def stop(self, timeout: float, keep: frozenset[int] = frozenset()) -> bool:
+        """Stop the threads and close the sinks, except those whose id is in keep."""
         deadline = time.monotonic() + timeout
         with self._cond:
             self._stopping = True
@@ -433,7 +443,13 @@ class _Dispatcher:
         self.thread.join(max(0.0, deadline - time.monotonic()))
         ok = not self.thread.is_alive()
         for worker in self.workers:
-            ok = worker.shutdown(max(0.0, deadline - time.monotonic())) and ok
+            ok = (
+                worker.shutdown(
+                    max(0.0, deadline - time.monotonic()),
+                    close_sink=id(worker.emitter) not in keep,
+                )
+                and ok
+            )
         return ok
 
     def stats(self) -> dict[str, Any]:
@@ -470,7 +486,7 @@ class _Pipeline:
         # Counters of configurations replaced so far, so stats() stays cumulative.
         self._retired: dict[str, Any] = _zero_stats()
 
-    def install(self, config: Config) -> None:
+    def install(self, config: Config, *, stop_old: bool = True) -> None:
         with self._lock:
             old = self.current
             dispatcher = _Dispatcher(config, self.taps)
@@ -481,7 +497,10 @@ class _Pipeline:
             self.current, self.config = dispatcher, config
             STATE.enabled = config.enabled
             if old is not None:
-                old.stop(min(old.config.exit_timeout, 1.0))
+                if stop_old:
+                    # Sinks the new configuration keeps stay open.
+                    keep = frozenset(id(e) for e in config.emitters)
+                    old.stop(min(old.config.exit_timeout, 1.0), keep)
                 _accumulate(self._retired, old.stats())
 
     def stats(self) -> dict[str, Any]:
@@ -641,12 +660,13 @@ def shutdown(timeout: float = 5.0) -> bool:
         ok = dispatcher.stop(max(0.0, deadline - time.monotonic())) and ok
         # Keep the counters; replace the stopped dispatcher by a disabled one.
         _PIPELINE.install(
-            Config(
+            stop_old=False,
+            config=Config(
                 emitters=(),
                 enabled=False,
                 queue_size=dispatcher.config.queue_size,
                 exit_timeout=dispatcher.config.exit_timeout,
-            )
+            ),
         )
         return ok
 

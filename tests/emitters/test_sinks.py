@@ -1,0 +1,251 @@
+"""The built-in sinks (MemoryEmitter, ConsoleEmitter) and capture_events."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from emitters import (
+    ConsoleEmitter,
+    Event,
+    MemoryEmitter,
+    Resource,
+    configure,
+    emit_event,
+    flow_run,
+    flush,
+    task_run,
+)
+from emitters._ids import new_uuid7
+from emitters.testing import capture_events
+
+
+def _event(name: str, **payload: object) -> Event:
+    return Event(
+        id=new_uuid7(),
+        occurred=datetime(2024, 5, 1, 12, 30, 15, 250000, tzinfo=UTC),
+        event=name,
+        resource=Resource(id="thing.1"),
+        payload=dict(payload),
+    )
+
+
+# -- MemoryEmitter ----------------------------------------------------------------
+
+
+def test_memory_emitter_keeps_events_in_order() -> None:
+    """MemoryEmitter.events lists received events in arrival order."""
+    memory = MemoryEmitter()
+    first = [_event("a"), _event("b")]
+    second = [_event("c")]
+    memory.emit_batch(first)
+    memory.emit_batch(second)
+    assert [e.event for e in memory.events] == ["a", "b", "c"]
+
+
+def test_memory_emitter_receives_pipeline_events_in_order() -> None:
+    """Events emitted in sequence reach the MemoryEmitter in the same order."""
+    memory = MemoryEmitter()
+    configure(emitters=[memory])
+    returned = [emit_event(f"e.{i}", {"id": "r"}) for i in range(50)]
+    assert flush()
+    assert memory.events == returned
+
+
+def test_memory_emitter_max_events_keeps_the_newest() -> None:
+    """With max_events, only the newest events are kept, oldest first."""
+    memory = MemoryEmitter(max_events=3)
+    memory.emit_batch([_event(str(i)) for i in range(2)])
+    memory.emit_batch([_event(str(i)) for i in range(2, 7)])
+    assert [e.event for e in memory.events] == ["4", "5", "6"]
+    memory.emit_batch([_event("7")])
+    assert [e.event for e in memory.events] == ["5", "6", "7"]
+
+
+def test_memory_emitter_max_events_through_the_pipeline() -> None:
+    """A bounded MemoryEmitter in the pipeline keeps the last max_events."""
+    memory = MemoryEmitter(max_events=5)
+    configure(emitters=[memory])
+    returned = [emit_event("x", {"id": "r"}, payload={"i": i}) for i in range(20)]
+    assert flush()
+    assert memory.events == returned[-5:]
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_memory_emitter_rejects_a_bad_max_events(bad: int) -> None:
+    """max_events below 1 raises ValueError naming max_events."""
+    with pytest.raises(ValueError, match="max_events"):
+        MemoryEmitter(max_events=bad)
+
+
+def test_memory_emitter_clear_forgets_events() -> None:
+    """clear() empties events, and later events are kept again."""
+    memory = MemoryEmitter()
+    configure(emitters=[memory])
+    emit_event("before", {"id": "r"})
+    assert flush()
+    assert len(memory.events) == 1
+    memory.clear()
+    assert memory.events == []
+    emit_event("after", {"id": "r"})
+    assert flush()
+    assert [e.event for e in memory.events] == ["after"]
+
+
+# -- ConsoleEmitter ---------------------------------------------------------------
+
+
+def test_console_emitter_writes_one_line_per_event() -> None:
+    """ConsoleEmitter writes exactly one line per event to the given stream."""
+    stream = io.StringIO()
+    configure(emitters=[ConsoleEmitter(stream)])
+    with flow_run("nightly"), task_run("load"):
+        emit_event("warehouse.refreshed", {"id": "warehouse.main", "name": "main"})
+        emit_event("warehouse.checked", {"id": "warehouse.main"})
+    assert flush()
+    text = stream.getvalue()
+    assert text.endswith("\n")
+    lines = text.splitlines()
+    assert len(lines) == 2
+    first, second = lines
+    assert "warehouse.refreshed" in first
+    assert "main (warehouse.main)" in first
+    assert "flow-run=nightly" in first
+    assert "task-run=load" in first
+    assert "warehouse.checked" in second
+    assert "warehouse.main" in second
+
+
+def test_console_line_shows_time_duration_and_error() -> None:
+    """A failed outcome's line has its time, duration and error type and message."""
+    stream = io.StringIO()
+    console = ConsoleEmitter(stream)
+    event = _event(
+        "block.s3-bucket.read_path.failed",
+        duration_ms=12.5,
+        error={"type": "botocore.exceptions.ClientError", "message": "NoSuchKey"},
+    )
+    console.emit_batch([event])
+    (line,) = stream.getvalue().splitlines()
+    assert line.startswith("12:30:15.250")
+    assert "block.s3-bucket.read_path.failed" in line
+    assert "12.500ms" in line
+    assert "botocore.exceptions.ClientError: NoSuchKey" in line
+
+
+def test_console_line_for_a_failed_outcome_from_the_pipeline() -> None:
+    """A failed outcome emitted through the pipeline prints duration and error."""
+    stream = io.StringIO()
+    configure(emitters=[ConsoleEmitter(stream)])
+    started = emit_event("job.started", {"id": "job"})
+    emit_event(
+        "job.failed",
+        {"id": "job"},
+        follows=started.id,
+        payload={"duration_ms": 3.25, "error": {"type": "ValueError", "message": "x"}},
+    )
+    assert flush()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "ms" not in lines[0].split("job.started", 1)[1]
+    assert "3.250ms" in lines[1]
+    assert "ValueError: x" in lines[1]
+
+
+def test_console_keeps_a_multiline_error_on_one_line() -> None:
+    """An error message with newlines still produces a single line."""
+    stream = io.StringIO()
+    ConsoleEmitter(stream).emit_batch(
+        [
+            _event(
+                "job.failed",
+                duration_ms=1.0,
+                error={"type": "RuntimeError", "message": "first\nsecond\n  third"},
+            )
+        ]
+    )
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "RuntimeError: first second third" in lines[0]
+
+
+def test_console_writes_to_stderr_by_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ConsoleEmitter() with no stream writes to sys.stderr, not stdout."""
+    configure(emitters=[ConsoleEmitter()])
+    emit_event(
+        "job.failed",
+        {"id": "job"},
+        payload={"duration_ms": 2.0, "error": {"type": "KeyError", "message": "k"}},
+    )
+    assert flush()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert "job.failed" in lines[0]
+    assert "2.000ms" in lines[0]
+    assert "KeyError: k" in lines[0]
+
+
+def test_console_flush_returns_true() -> None:
+    """ConsoleEmitter.flush flushes its stream and returns True."""
+    assert ConsoleEmitter(io.StringIO()).flush() is True
+
+
+# -- capture_events -----------------------------------------------------------------
+
+
+def test_capture_sees_events_from_other_threads() -> None:
+    """capture_events collects events emitted by other threads inside the scope."""
+
+    def worker(i: int) -> None:
+        for j in range(20):
+            emit_event("from.thread", {"id": f"thread.{i}"}, payload={"j": j})
+
+    with capture_events() as events:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        emit_event("from.main", {"id": "main"})
+    assert len(events) == 81
+    assert sum(e.event == "from.thread" for e in events) == 80
+    for i in range(4):
+        mine = [e.payload["j"] for e in events if e.resource.id == f"thread.{i}"]
+        assert mine == list(range(20))
+
+
+def test_capture_excludes_events_from_before_and_after_the_scope() -> None:
+    """Events emitted before the scope started or after it ended are not captured."""
+    memory = MemoryEmitter()
+    configure(emitters=[memory])
+    emit_event("before", {"id": "r"})
+    with capture_events() as events:
+        inside = emit_event("inside", {"id": "r"})
+    emit_event("after", {"id": "r"})
+    assert flush()
+    assert events == [inside]
+    assert [e.event for e in memory.events] == ["before", "inside", "after"]
+
+
+def test_capture_is_complete_when_the_scope_exits() -> None:
+    """The captured list holds every event, in order, right after the scope."""
+    with capture_events() as events:
+        returned = [emit_event("x", {"id": "r"}, payload={"i": i}) for i in range(500)]
+    assert events == returned
+
+
+def test_nested_captures_both_see_inner_events() -> None:
+    """An inner capture sees its events, and the outer one sees all of them."""
+    with capture_events() as outer:
+        first = emit_event("one", {"id": "r"})
+        with capture_events() as inner:
+            second = emit_event("two", {"id": "r"})
+    assert inner == [second]
+    assert outer == [first, second]
