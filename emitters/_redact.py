@@ -68,11 +68,12 @@ def _redact_value(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, dict):
         changed = False
         out: dict[Any, Any] = {}
+        # Keys are names chosen by code (duration_ms, rows): a short secret that
+        # happens to occur in one must not garble it. Values are what leaks.
         for key, item in value.items():
-            new_key = _redact_value(key, pattern)
             new_item = _redact_value(item, pattern)
-            changed = changed or new_key is not key or new_item is not item
-            out[new_key] = new_item
+            changed = changed or new_item is not item
+            out[key] = new_item
         return out if changed else value
     if isinstance(value, list | tuple):
         items = [_redact_value(item, pattern) for item in value]

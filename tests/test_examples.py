@@ -1,0 +1,85 @@
+"""Every script in examples/ runs and exits 0; the quickstart says what it promises."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCRIPTS = sorted(EXAMPLES.glob("*.py"))
+
+
+def run_script(script: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with this interpreter, from a clean event environment."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EVENTBLOCKS_", "PREFECT__"))
+    }
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=script.parent.parent,
+        env=env,
+        check=False,
+    )
+
+
+def module_constant(script: Path, name: str) -> str:
+    """Return the string constant ``name`` assigned at the top of ``script``."""
+    for node in ast.parse(script.read_text()).body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == [name]
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    raise LookupError(f"{script.name} assigns no string constant {name}")
+
+
+def test_there_are_examples() -> None:
+    """The examples directory holds at least the quickstart."""
+    assert EXAMPLES / "quickstart.py" in SCRIPTS
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
+def test_example_runs(script: Path) -> None:
+    """Each example script exits 0 within the timeout."""
+    result = run_script(script)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_quickstart_names_the_first_failed_call() -> None:
+    """The quickstart prints every event and names the call that failed first."""
+    result = run_script(EXAMPLES / "quickstart.py")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert out.count("block.warehouse.query.started") == 3
+    assert out.count("block.warehouse.query.succeeded") == 2
+    assert "block.warehouse.query.failed" in out
+    first = out.split("Which call failed first?", 1)[1]
+    assert "Warehouse.query: call 3 of 3" in first
+    assert "__main__.WarehouseError: relation public.refunds does not exist" in first
+
+
+def test_quickstart_never_shows_the_secret() -> None:
+    """The quickstart's DSN appears in neither output stream; the mask does."""
+    script = EXAMPLES / "quickstart.py"
+    dsn = module_constant(script, "DSN")
+    password = urlsplit(dsn).password
+    assert password
+    result = run_script(script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for stream in (result.stdout, result.stderr):
+        assert dsn not in stream
+        assert password not in stream
+    assert "(connected to **********)" in result.stdout
