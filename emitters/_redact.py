@@ -17,6 +17,18 @@ from emitters._model import Event, Resource
 __all__ = ["MASK", "redact_event", "redact_text", "register_secret", "secrets_count"]
 
 MASK = "**********"
+# Payload keys the SDK itself writes; they are never redacted.
+SDK_KEYS = frozenset(
+    {
+        "duration_ms",
+        "error",
+        "type",
+        "message",
+        "yielded",
+        "closed_early",
+        "payload_error",
+    }
+)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -68,12 +80,13 @@ def _redact_value(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, dict):
         changed = False
         out: dict[Any, Any] = {}
-        # Keys are names chosen by code (duration_ms, rows): a short secret that
-        # happens to occur in one must not garble it. Values are what leaks.
+        # The SDK's own keys are names, not data: a short secret that happens to
+        # occur in "duration_ms" must not garble it. Any other key may be data.
         for key, item in value.items():
+            new_key = key if key in SDK_KEYS else _redact_value(key, pattern)
             new_item = _redact_value(item, pattern)
-            changed = changed or new_item is not item
-            out[key] = new_item
+            changed = changed or new_key is not key or new_item is not item
+            out[new_key] = new_item
         return out if changed else value
     if isinstance(value, list | tuple):
         items = [_redact_value(item, pattern) for item in value]

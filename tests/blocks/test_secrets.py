@@ -241,3 +241,38 @@ def test_invalid_secret_assignment_raises_without_echoing_it() -> None:
     assert "options" in str(info.value)
     assert raw not in str(info.value)
     assert raw not in "".join(traceback.format_exception(info.value))
+
+
+SHORT_SECRET_CHILD = """
+from pydantic import SecretStr
+from blocks import Block
+from emitters.testing import capture_events
+
+class Tiny(Block):
+    code: SecretStr
+    def run(self) -> None:
+        raise ValueError("code is " + self.code.get_secret_value())
+
+with capture_events() as events:
+    try:
+        Tiny(code="d").run()
+    except ValueError:
+        pass
+print(sorted(events[-1].payload), events[-1].payload["error"]["message"])
+"""
+
+
+def test_a_one_character_secret_does_not_garble_the_sdk_payload_keys() -> None:
+    """A secret that occurs in "duration_ms" masks values, never the SDK's keys."""
+    import subprocess
+    import sys
+
+    # In a child process: a secret "d" registered here would mask every later "d".
+    done = subprocess.run(
+        [sys.executable, "-c", SHORT_SECRET_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "['duration_ms', 'error'] co********** is **********"
