@@ -275,4 +275,6 @@ def test_a_one_character_secret_does_not_garble_the_sdk_payload_keys() -> None:
         timeout=60,
         check=True,
     )
-    assert done.stdout.strip() == "['duration_ms', 'error'] co********** is **********"
+    assert done.stdout.strip() == (
+        "['duration_ms', 'error'] co**********e is **********"
+    )
