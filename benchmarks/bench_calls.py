@@ -16,11 +16,15 @@ comparison is between loops measured in this same run (DESIGN.md section 7):
 - on, whole cost: the caller's loop plus ``flush()`` until every event reached the
   memory emitter, plus reading each delivered event once;
 - span: one OpenTelemetry SDK span (``start_as_current_span``) with no processor.
+
+The report also shows how much of the whole cost was the cyclic garbage
+collector, which runs more as the memory emitter keeps every event alive.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -138,6 +142,27 @@ def _span_loop(n: int) -> int:
     return time.perf_counter_ns() - t0
 
 
+class _GcClock:
+    """Adds up the time the cyclic garbage collector runs (any thread)."""
+
+    def __init__(self) -> None:
+        self.total_ns = 0
+        self._started = 0
+        gc.callbacks.append(self._callback)
+
+    def reset(self) -> None:
+        self.total_ns = 0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            self.total_ns += time.perf_counter_ns() - self._started
+
+
+_gc_clock = _GcClock()
+
+
 def _median_ns_per_call(samples: list[int], n: int) -> float:
     return statistics.median(samples) / n
 
@@ -197,16 +222,19 @@ def measure(n: int, repeats: int) -> dict[str, Any]:
             "span",
         )
     }
+    gc_ns: list[int] = []
+    caller_gc_ns: list[int] = []
     for _ in range(repeats):
-        samples["plain"].append(_loop_unbound(plain_m, n))
-        samples["wrapt"].append(_loop_unbound(wrapt_m, n))
-        _sink.clear()
-        samples["floor"].append(_loop_unbound(floor_m, n))
-        _sink.clear()
-        samples["off_class"].append(_loop_unbound(quiet, n))
-
+        # The cheap loops take milliseconds: three samples each per repetition,
+        # alternating, so that a noisy moment does not decide a ratio.
         configure(emitters=[], enabled=False)
-        samples["off_runtime"].append(_loop_unbound(block, n))
+        for _ in range(3):
+            samples["plain"].append(_loop_unbound(plain_m, n))
+            samples["off_class"].append(_loop_unbound(quiet, n))
+            samples["off_runtime"].append(_loop_unbound(block, n))
+            samples["wrapt"].append(_loop_unbound(wrapt_m, n))
+            samples["floor"].append(_loop_unbound(floor_m, n))
+            _sink.clear()
 
         memory = MemoryEmitter()
         # The queue holds every event of the loop below its high-water mark (half
@@ -214,20 +242,27 @@ def measure(n: int, repeats: int) -> dict[str, Any]:
         # the caller's own work, and the whole cost adds the dispatcher's.
         configure(emitters=[memory], queue_size=4 * n + 16, flush_interval=60.0)
         flush()
+        _gc_clock.reset()
         caller = _loop_unbound(block, n)
         samples["on_caller"].append(caller)
+        caller_gc_ns.append(_gc_clock.total_ns)
         t0 = time.perf_counter_ns()
         flush(timeout=None)
         count = 0
         for event in memory.events:
             count += event.event is not None
         samples["on_whole"].append(caller + time.perf_counter_ns() - t0)
+        gc_ns.append(_gc_clock.total_ns)
         if count != 2 * n:
             raise RuntimeError(f"expected {2 * n} events, the sink got {count}")
+        del memory
+        configure(emitters=[], enabled=False)
 
         samples["span"].append(_span_loop(n))
     configure(emitters=[])
     ns = {k: _median_ns_per_call(v, n) for k, v in samples.items()}
+    ns["on_caller_of_which_gc"] = _median_ns_per_call(caller_gc_ns, n)
+    ns["on_whole_of_which_gc"] = _median_ns_per_call(gc_ns, n)
     child = _env_off_child(n, repeats)
     return {
         "calls": n,
