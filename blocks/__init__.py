@@ -6,23 +6,43 @@ and ``succeeded``/``failed`` events through :mod:`emitters`.
 """
 
 from blocks._block import Block
+from blocks._documents import DocumentInfo
 from blocks._errors import (
+    BlockDecryptionError,
     BlockDefinitionError,
     BlockError,
+    BlockExistsError,
     BlockNotFoundError,
+    BlockStoreError,
     BlockValidationError,
 )
 from blocks._instrument import event_payload, is_instrumented, no_events
+from blocks._registry import (
+    block_class,
+    register_file,
+    register_module,
+    registered_types,
+)
 from blocks._secrets import SecretDict
+from blocks._store import DocumentStore
 
 __all__ = [
     "Block",
+    "BlockDecryptionError",
     "BlockDefinitionError",
     "BlockError",
+    "BlockExistsError",
     "BlockNotFoundError",
+    "BlockStoreError",
     "BlockValidationError",
+    "DocumentInfo",
+    "DocumentStore",
     "SecretDict",
+    "block_class",
     "event_payload",
     "is_instrumented",
     "no_events",
+    "register_file",
+    "register_module",
+    "registered_types",
 ]

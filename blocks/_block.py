@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from blocks._errors import BlockDefinitionError, BlockValidationError
 from blocks._instrument import instrument_class
+from blocks._registry import register_type
 from blocks._secrets import iter_secret_values
 from emitters import RelatedResource, Resource, register_secret
 from emitters._build import SourceInfo
 from emitters._pipeline import EVENTS_OFF_AT_IMPORT, drain, ensure_configured
+
+if TYPE_CHECKING:
+    from blocks._documents import DocumentInfo
+    from blocks._store import DocumentStore
 
 __all__ = ["Block", "kebab_case"]
 
@@ -74,6 +79,7 @@ class Block(BaseModel):
                 f"{cls.__qualname__}.block_type_slug must be lowercase words joined "
                 f"by hyphens, such as 'my-block', not {slug!r}"
             )
+        register_type(cls)
         enabled = bool(cls.events_enabled) and not EVENTS_OFF_AT_IMPORT
         instrument_class(cls, enabled=enabled, stop=_BASE_CLASSES)
         if enabled:
@@ -104,6 +110,73 @@ class Block(BaseModel):
         register_secret(*iter_secret_values(getattr(self, name, None)))
         self._event_source = None
 
+    # -- documents ---------------------------------------------------------------
+
+    def save(
+        self, name: str, overwrite: bool = False, *, store: DocumentStore | None = None
+    ) -> UUID:
+        """Save this block as the document ``name`` of its type; return its id.
+
+        Secret fields are encrypted; nested blocks are saved as references to their
+        own documents (an unsaved one is saved with this one, as
+        ``<type>.<name>.<field>``). Afterwards this instance's events name the
+        document. Emits ``block-document.saved``.
+
+        Args:
+            name: The document's name, unique within the block type.
+            overwrite: Replace an existing document of that name.
+            store: The database; by default ``EVENTBLOCKS_DATABASE_URL`` or the
+                SQLite file in the eventblocks home.
+
+        Raises:
+            BlockExistsError: The name is taken and ``overwrite`` is False; nothing
+                was written.
+            ValueError: The name is empty or contains ``/``.
+            BlockStoreError: The database cannot be used.
+        """
+        from blocks._documents import save_block
+
+        return save_block(self, name, overwrite=overwrite, store=store)
+
+    @classmethod
+    def load(cls, name: str, *, store: DocumentStore | None = None) -> Self:
+        """Load a saved document: ``Warehouse.load("prod")`` or
+        ``Block.load("warehouse/prod")``. Emits ``block-document.loaded``.
+
+        Raises:
+            BlockNotFoundError: No such document (the message lists close names)
+                or no class for its type.
+            BlockValidationError: The stored data no longer fits the class; the
+                message names the document and the fields.
+            BlockDecryptionError: The encryption key is missing or not the one the
+                document was saved with.
+        """
+        from blocks._documents import load_document
+
+        return load_document(cls, name, store)  # type: ignore[return-value]
+
+    @classmethod
+    def delete(cls, name: str, *, store: DocumentStore | None = None) -> None:
+        """Delete a saved document: ``Warehouse.delete("prod")`` or
+        ``Block.delete("warehouse/prod")``. Emits ``block-document.deleted``.
+
+        Raises:
+            BlockNotFoundError: No such document.
+            BlockStoreError: Another document uses it as a nested block.
+        """
+        from blocks._documents import delete_document
+
+        delete_document(cls, name, store)
+
+    @classmethod
+    def list_documents(
+        cls, *, store: DocumentStore | None = None
+    ) -> list[DocumentInfo]:
+        """Return the saved documents of this type (of every type, on ``Block``)."""
+        from blocks._documents import list_documents
+
+        return list_documents(cls, store)
+
     # -- identity ----------------------------------------------------------------
 
     @property
@@ -116,14 +189,24 @@ class Block(BaseModel):
         """The name of the saved document, or None for an unsaved block."""
         return self._document_name
 
-    def _set_document(self, document_id: UUID | None, name: str | None) -> None:
-        """Record the document this instance is saved as (the documents' seam)."""
+    def _set_document(
+        self, document_id: UUID | None, name: str | None, *, fresh: bool = False
+    ) -> None:
+        """Record the document this instance is saved as or was loaded from.
+
+        Args:
+            document_id: The document's id, or None to forget it.
+            name: The document's name.
+            fresh: True for an instance just built from a document, which has made
+                no call yet.
+        """
         global _current_generation
         if (document_id, name) == (self._document_id, self._document_name):
             return
-        # Events of calls made so far are built with the identity they had: let
-        # the dispatcher build what is queued before the identity changes.
-        drain(timeout=_IDENTITY_DRAIN_TIMEOUT)
+        if not fresh:
+            # Events of calls made so far are built with the identity they had:
+            # let the dispatcher build what is queued before the identity changes.
+            drain(timeout=_IDENTITY_DRAIN_TIMEOUT)
         self._document_id = document_id
         self._document_name = name
         _current_generation = next(_identity_generation)

@@ -1,0 +1,460 @@
+"""Saving blocks as documents and loading them back.
+
+A document's data is the block's fields as JSON, where every secret value is a
+Fernet token (``{"$secret": ...}``) and every nested block is a reference to its own
+document (``{"$block": "<uuid>"}``). A nested block that was never saved is saved
+with the parent, as ``<parent type>.<parent name>.<field>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Secret, SecretBytes, SecretStr, ValidationError
+from pydantic_core import to_jsonable_python
+from sqlalchemy.engine import Connection
+
+from blocks._crypto import SecretCipher
+from blocks._errors import (
+    BlockDefinitionError,
+    BlockNotFoundError,
+    BlockValidationError,
+)
+from blocks._instrument import is_instrumented
+from blocks._registry import block_class, class_path
+from blocks._store import DocumentRecord, DocumentStore, SchemaRecord, TypeRecord
+from emitters import emit_event
+
+if TYPE_CHECKING:
+    from blocks._block import Block
+
+__all__ = [
+    "DocumentInfo",
+    "delete_document",
+    "describe_type",
+    "list_documents",
+    "load_document",
+    "save_block",
+    "split_address",
+    "store_type",
+]
+
+SECRET = "$secret"
+REFERENCE = "$block"
+_MAX_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A saved block document, as listings show it (no field values).
+
+    Attributes:
+        id: The document's id; its events use ``block-document.<id>``.
+        name: The document's name.
+        block_type: The slug of its block type.
+        created: When it was first saved (UTC).
+        updated: When it was last saved (UTC).
+    """
+
+    id: uuid.UUID
+    name: str
+    block_type: str
+    created: datetime
+    updated: datetime
+
+    @property
+    def address(self) -> str:
+        """``slug/name``, as ``Block.load`` and the CLI spell it."""
+        return f"{self.block_type}/{self.name}"
+
+
+def _info(record: DocumentRecord) -> DocumentInfo:
+    return DocumentInfo(
+        record.id, record.name, record.block_type, record.created, record.updated
+    )
+
+
+def _package_version() -> str:
+    try:
+        return version("eventblocks")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it can name a document, else raise ValueError saying why."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"A document name must be a non-empty string, not {name!r}.")
+    if name != name.strip():
+        raise ValueError(f"A document name cannot start or end with spaces: {name!r}.")
+    if "/" in name:
+        raise ValueError(
+            f"A document name cannot contain '/': {name!r} (the slash separates the "
+            "block type from the name, as in 'warehouse/prod')."
+        )
+    if len(name) > 255:
+        raise ValueError("A document name can be at most 255 characters long.")
+    return name
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """Split ``"slug/name"`` into its parts, with a clear error for anything else."""
+    if not isinstance(address, str) or address.count("/") != 1:
+        raise ValueError(
+            f"Expected a document address 'block-type/name', such as "
+            f"'warehouse/prod', not {address!r}."
+        )
+    slug, name = address.split("/")
+    if not slug:
+        raise ValueError(f"The address {address!r} has no block type before '/'.")
+    return slug, check_name(name)
+
+
+# -- schemas -----------------------------------------------------------------------
+
+
+def secret_fields(cls: type[BaseModel], prefix: str = "") -> list[str]:
+    """Return the dotted paths of the secret fields of ``cls`` (nested models too)."""
+    from blocks._block import Block
+
+    found: list[str] = []
+    for name, info in cls.model_fields.items():
+        annotation = info.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        for candidate in candidates:
+            if isinstance(candidate, type):
+                if issubclass(candidate, SecretStr | SecretBytes | Secret):
+                    found.append(prefix + name)
+                    break
+                if issubclass(candidate, BaseModel) and not issubclass(
+                    candidate, Block
+                ):
+                    found.extend(secret_fields(candidate, f"{prefix}{name}."))
+    return found
+
+
+def describe_type(cls: type[Block]) -> dict[str, Any]:
+    """Return what is stored about a block type's schema: fields, secrets, methods."""
+    try:
+        schema = cls.model_json_schema()
+    except Exception as exc:
+        raise BlockDefinitionError(
+            f"{cls.__qualname__} cannot be saved: its fields cannot be described as "
+            f"JSON schema ({type(exc).__name__}: {exc})."
+        ) from None
+    capabilities = sorted(
+        name
+        for name in dir(cls)
+        if not name.startswith("_") and is_instrumented(getattr(cls, name, None))
+    )
+    fields = {"json_schema": schema, "secret_fields": secret_fields(cls)}
+    checksum = hashlib.sha256(
+        json.dumps(fields, sort_keys=True).encode("utf-8")
+    ).hexdigest()
+    return {"fields": fields, "capabilities": capabilities, "checksum": checksum}
+
+
+# -- encoding ----------------------------------------------------------------------
+
+
+class _Encoder:
+    """Turns a block's fields into stored JSON, saving unsaved nested blocks."""
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        conn: Connection,
+        cipher: SecretCipher,
+        owner: str,
+    ) -> None:
+        self.store = store
+        self.conn = conn
+        self.cipher = cipher
+        self.owner = owner
+        self.references: dict[str, uuid.UUID] = {}
+        self.saved: list[tuple[Block, uuid.UUID, str]] = []
+
+    def value(self, value: Any, path: str, depth: int = 0) -> Any:
+        from blocks._block import Block
+
+        if depth > _MAX_DEPTH:
+            raise BlockDefinitionError(f"Field {path!r} is nested too deeply to save.")
+        if isinstance(value, Block):
+            document_id = value.document_id
+            if document_id is None:
+                name = f"{self.owner}.{path}"
+                document_id = _save_in(
+                    self.store, self.conn, self.cipher, value, name, True, self.saved
+                )
+            self.references[path] = document_id
+            return {REFERENCE: str(document_id)}
+        if isinstance(value, SecretStr | SecretBytes | Secret):
+            plain = value.get_secret_value()
+            if isinstance(plain, bytes):
+                token = self.cipher.encrypt(plain)
+                return {SECRET: token, "bytes": True}
+            body = json.dumps(to_jsonable_python(plain)).encode("utf-8")
+            return {SECRET: self.cipher.encrypt(body)}
+        if isinstance(value, BaseModel):
+            return {
+                name: self.value(getattr(value, name), f"{path}.{name}", depth + 1)
+                for name in type(value).model_fields
+            }
+        if isinstance(value, dict):
+            return {
+                str(k): self.value(v, f"{path}[{k!r}]", depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [
+                self.value(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)
+            ]
+        return to_jsonable_python(value)
+
+
+def _store_type_in(
+    store: DocumentStore, conn: Connection, cls: type[Block]
+) -> tuple[TypeRecord, SchemaRecord]:
+    described = describe_type(cls)
+    doc = inspect.getdoc(cls) or ""
+    type_record = store.upsert_type(
+        conn,
+        slug=cls.block_type_slug,
+        name=cls.__name__,
+        class_path=class_path(cls),
+        description=doc.split("\n\n", 1)[0].replace("\n", " "),
+    )
+    schema = store.upsert_schema(
+        conn,
+        type_id=type_record.id,
+        checksum=described["checksum"],
+        fields=described["fields"],
+        capabilities=described["capabilities"],
+        version=_package_version(),
+    )
+    return type_record, schema
+
+
+def store_type(cls: type[Block], store: DocumentStore | None = None) -> TypeRecord:
+    """Record the block type ``cls`` and its current schema in the database."""
+    store = store or DocumentStore()
+    with store.transaction() as conn:
+        type_record, _ = _store_type_in(store, conn, cls)
+    return type_record
+
+
+def _save_in(
+    store: DocumentStore,
+    conn: Connection,
+    cipher: SecretCipher,
+    block: Block,
+    name: str,
+    overwrite: bool,
+    saved: list[tuple[Block, uuid.UUID, str]],
+) -> uuid.UUID:
+    cls = type(block)
+    slug = cls.block_type_slug
+    type_record, schema = _store_type_in(store, conn, cls)
+    encoder = _Encoder(store, conn, cipher, f"{slug}.{name}")
+    data = {
+        field: encoder.value(getattr(block, field), field) for field in cls.model_fields
+    }
+    saved.extend(encoder.saved)
+    record = store.save_document(
+        conn,
+        type_id=type_record.id,
+        slug=slug,
+        name=name,
+        schema=schema,
+        data=data,
+        references=encoder.references,
+        overwrite=overwrite,
+    )
+    saved.append((block, record.id, name))
+    return record.id
+
+
+def _lifecycle(block: Block, event: str, payload: dict[str, Any]) -> None:
+    if not type(block).events_enabled:
+        return
+    info = block.__eventblocks_source__()
+    emit_event(event, info.resource, related=info.related, payload=payload)
+
+
+def save_block(
+    block: Block, name: str, *, overwrite: bool, store: DocumentStore | None
+) -> uuid.UUID:
+    """Save ``block`` as the document ``name``; see ``Block.save``."""
+    check_name(name)
+    store = store or DocumentStore()
+    saved: list[tuple[Block, uuid.UUID, str]] = []
+    with store.transaction() as conn:
+        document_id = _save_in(
+            store, conn, SecretCipher(), block, name, overwrite, saved
+        )
+    # Only once the transaction committed do the instances take their identity;
+    # nested blocks saved with this one come first, as they were written.
+    for instance, saved_id, saved_name in saved:
+        instance._set_document(saved_id, saved_name)
+        _lifecycle(
+            instance,
+            "block-document.saved",
+            {
+                "block_type": type(instance).block_type_slug,
+                "overwrite": overwrite if instance is block else True,
+            },
+        )
+    return document_id
+
+
+# -- decoding ----------------------------------------------------------------------
+
+
+class _Decoder:
+    """Turns stored JSON back into field values, loading nested documents."""
+
+    def __init__(
+        self, store: DocumentStore, cipher: SecretCipher, stack: tuple[uuid.UUID, ...]
+    ) -> None:
+        self.store = store
+        self.cipher = cipher
+        self.stack = stack
+
+    def value(self, value: Any, record: DocumentRecord, path: str) -> Any:
+        if isinstance(value, dict):
+            if SECRET in value and len(value) <= 2:
+                plain = self.cipher.decrypt(
+                    value[SECRET], document=record.address, field=path
+                )
+                return plain if value.get("bytes") else json.loads(plain)
+            if REFERENCE in value and len(value) == 1:
+                return self._nested(uuid.UUID(value[REFERENCE]), record, path)
+            return {k: self.value(v, record, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, record, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def _nested(
+        self, document_id: uuid.UUID, parent: DocumentRecord, path: str
+    ) -> Block:
+        if document_id in self.stack:
+            raise BlockValidationError(
+                parent.block_type,
+                [(path, "refers back to a document that contains it")],
+                document=parent.address,
+            )
+        record = self.store.get_document_by_id(document_id)
+        if record is None:
+            raise BlockNotFoundError(
+                f"Document {parent.address} refers in field {path!r} to a document "
+                "that no longer exists."
+            )
+        cls = block_class(record.block_type, self.store)
+        return materialize(cls, record, self.store, self.cipher, self.stack)
+
+
+def materialize(
+    cls: type[Block],
+    record: DocumentRecord,
+    store: DocumentStore,
+    cipher: SecretCipher,
+    stack: tuple[uuid.UUID, ...] = (),
+) -> Block:
+    """Build an instance of ``cls`` from a stored document."""
+    decoder = _Decoder(store, cipher, (*stack, record.id))
+    data = {k: decoder.value(v, record, k) for k, v in record.data.items()}
+    try:
+        block = cls.model_validate(data)
+    except ValidationError as exc:
+        raise BlockValidationError.from_pydantic(
+            cls.block_type_slug, exc, document=record.address
+        ) from None
+    block._set_document(record.id, record.name, fresh=True)
+    return block
+
+
+def _not_found(store: DocumentStore, slug: str, name: str) -> BlockNotFoundError:
+    names = store.document_names(slug)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if close:
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?"
+    elif names:
+        hint = (
+            f" It has {len(names)} other document(s): 'eventblocks ls --type {slug}'."
+        )
+    else:
+        hint = f" There are no {slug} documents."
+    return BlockNotFoundError(f"There is no {slug} document named {name!r}.{hint}")
+
+
+def _resolve(
+    cls: type[Block], name: str, store: DocumentStore
+) -> tuple[type[Block], str, str]:
+    from blocks._block import Block
+
+    if cls is Block:
+        slug, name = split_address(name)
+        return block_class(slug, store), slug, name
+    if "/" in name:
+        slug, name = split_address(name)
+        if slug != cls.block_type_slug:
+            raise ValueError(
+                f"{cls.__name__} documents have the type {cls.block_type_slug!r}, not "
+                f"{slug!r}; load it with Block.load({slug + '/' + name!r})."
+            )
+    return cls, cls.block_type_slug, check_name(name)
+
+
+def load_document(cls: type[Block], name: str, store: DocumentStore | None) -> Block:
+    """Load a document; see ``Block.load``."""
+    store = store or DocumentStore()
+    target, slug, name = _resolve(cls, name, store)
+    record = store.get_document(slug, name)
+    if record is None:
+        raise _not_found(store, slug, name)
+    block = materialize(target, record, store, SecretCipher())
+    _lifecycle(block, "block-document.loaded", {"block_type": slug})
+    return block
+
+
+def delete_document(cls: type[Block], name: str, store: DocumentStore | None) -> None:
+    """Delete a document; see ``Block.delete``."""
+    from emitters import RelatedResource, Resource
+
+    store = store or DocumentStore()
+    target, slug, name = _resolve(cls, name, store)
+    if store.get_document(slug, name) is None:
+        raise _not_found(store, slug, name)
+    record = store.delete_document(slug, name)
+    if target.events_enabled:
+        emit_event(
+            "block-document.deleted",
+            Resource(
+                id=f"block-document.{record.id}",
+                name=record.name,
+                labels={"block-type": slug},
+            ),
+            related=[
+                RelatedResource(
+                    id=f"block-type.{slug}", role="block-type", name=target.__name__
+                )
+            ],
+            payload={"block_type": slug},
+        )
+
+
+def list_documents(cls: type[Block], store: DocumentStore | None) -> list[DocumentInfo]:
+    """List documents; see ``Block.list_documents``."""
+    from blocks._block import Block
+
+    store = store or DocumentStore()
+    slug = None if cls is Block else cls.block_type_slug
+    return [_info(r) for r in store.list_documents(slug)]
