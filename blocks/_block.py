@@ -81,7 +81,7 @@ class Block(BaseModel):
             )
         register_type(cls)
         enabled = bool(cls.events_enabled) and not EVENTS_OFF_AT_IMPORT
-        instrument_class(cls, enabled=enabled, stop=_BASE_CLASSES)
+        instrument_class(cls, enabled=enabled, stop=BASE_CLASSES)
         if enabled:
             ensure_configured()
 
@@ -277,4 +277,4 @@ def _nested_blocks(block: Block) -> list[tuple[str, Block]]:
     return found
 
 
-_BASE_CLASSES: frozenset[type] = frozenset(Block.__mro__)
+BASE_CLASSES: frozenset[type] = frozenset(Block.__mro__)

@@ -28,7 +28,7 @@ from blocks._errors import (
     BlockNotFoundError,
     BlockValidationError,
 )
-from blocks._instrument import is_instrumented
+from blocks._instrument import public_methods
 from blocks._registry import block_class, class_path
 from blocks._store import DocumentRecord, DocumentStore, SchemaRecord, TypeRecord
 from emitters import emit_event
@@ -150,11 +150,9 @@ def describe_type(cls: type[Block]) -> dict[str, Any]:
             f"{cls.__qualname__} cannot be saved: its fields cannot be described as "
             f"JSON schema ({type(exc).__name__}: {exc})."
         ) from None
-    capabilities = sorted(
-        name
-        for name in dir(cls)
-        if not name.startswith("_") and is_instrumented(getattr(cls, name, None))
-    )
+    from blocks._block import BASE_CLASSES
+
+    capabilities = public_methods(cls, BASE_CLASSES)
     fields = {"json_schema": schema, "secret_fields": secret_fields(cls)}
     checksum = hashlib.sha256(
         json.dumps(fields, sort_keys=True).encode("utf-8")

@@ -12,7 +12,7 @@ Excluded methods are left exactly as defined: no wrapper is installed at all.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import wrapt
@@ -25,6 +25,7 @@ __all__ = [
     "instrument_class",
     "is_instrumented",
     "no_events",
+    "public_methods",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,15 +115,10 @@ def _candidates(cls: type, stop: frozenset[type]) -> dict[str, Any]:
     return found
 
 
-def instrument_class(cls: type, *, enabled: bool, stop: frozenset[type]) -> None:
-    """Install or remove recording wrappers on ``cls`` for its public methods.
-
-    Args:
-        cls: The new ``Block`` subclass.
-        enabled: False installs the plain functions (undoing inherited wrappers).
-        stop: Classes whose own methods are never instrumented (``Block`` and its
-            bases).
-    """
+def _instrumentable(
+    cls: type, stop: frozenset[type]
+) -> Iterator[tuple[str, bool, types.FunctionType]]:
+    """Yield ``(name, wrapped_now, function)`` for each method the rules cover."""
     for name, raw in _candidates(cls, stop).items():
         if name.startswith(("_", "model_")) or name in EXCLUDED_NAMES:
             continue
@@ -132,6 +128,27 @@ def instrument_class(cls: type, *, enabled: bool, stop: frozenset[type]) -> None
             continue
         if getattr(function, _NO_EVENTS, False):
             continue
+        yield name, wrapped, function
+
+
+def public_methods(cls: type, stop: frozenset[type]) -> list[str]:
+    """Return the names of the methods that emit events when instrumentation is on.
+
+    They are a block type's capabilities, whether or not its events are enabled.
+    """
+    return sorted(name for name, _, _ in _instrumentable(cls, stop))
+
+
+def instrument_class(cls: type, *, enabled: bool, stop: frozenset[type]) -> None:
+    """Install or remove recording wrappers on ``cls`` for its public methods.
+
+    Args:
+        cls: The new ``Block`` subclass.
+        enabled: False installs the plain functions (undoing inherited wrappers).
+        stop: Classes whose own methods are never instrumented (``Block`` and its
+            bases).
+    """
+    for name, wrapped, function in _instrumentable(cls, stop):
         if enabled and not wrapped:
             hook: PayloadHook | None = getattr(function, _PAYLOAD_HOOK, None)
             setattr(cls, name, _instrumented(function, hook))
