@@ -102,8 +102,9 @@ def call_wrapper(
     return _sync_wrapper(method, hook, signature)
 
 
-# The four wrappers below repeat their bookkeeping inline on purpose: a helper
-# function call costs about a tenth of the whole per-call budget.
+# The sync wrapper, the hot path, does its bookkeeping inline: a helper function
+# call costs about a tenth of the per-call budget. The others share _start and
+# _finish.
 
 _active_get = ACTIVE_CALL.get
 _active_set = ACTIVE_CALL.set
@@ -166,6 +167,39 @@ def _sync_wrapper(
     return record_sync_call
 
 
+def _start(instance: Any, method: str, caller: list[Any] | None) -> list[Any]:
+    """Queue the started record of a call and return the call."""
+    call = [None, instance, method, _run_get(), _otel_get(), caller, perf_counter_ns()]
+    STATE.append(call)
+    if not STATE.count() & _MASK:
+        STATE.kick()
+    return call
+
+
+def _finish(
+    call: list[Any],
+    hook: PayloadHook | None,
+    signature: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    error: BaseException | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Queue the outcome record of a call (coroutines and generators)."""
+    end = perf_counter_ns()
+    if hook is not None:
+        assert signature is not None
+        outcome = result if error is None else error
+        more = _hook_payload(hook, signature, call[1], args, kwargs, outcome)
+        if more:
+            extra = {**(extra or {}), **more}
+    info = None if error is None else error_info(error)
+    STATE.append((KIND_OUTCOME, call, end, extra, info))
+    if not STATE.count() & _MASK:
+        STATE.kick()
+
+
 def _coroutine_wrapper(
     method: str, hook: PayloadHook | None, signature: inspect.Signature | None
 ) -> Wrapper:
@@ -180,41 +214,16 @@ def _coroutine_wrapper(
         caller = _active_get()
         if caller is not None and caller[1] is instance:
             return await coro
-        call = [
-            None,
-            instance,
-            method,
-            _run_get(),
-            _otel_get(),
-            caller,
-            perf_counter_ns(),
-        ]
-        st.append(call)
-        if not st.count() & _MASK:
-            st.kick()
+        call = _start(instance, method, caller)
         token = _active_set(call)
         try:
             result = await coro
         except BaseException as exc:
-            end = perf_counter_ns()
             _active_reset(token)
-            extra = None
-            if hook is not None:
-                assert signature is not None
-                extra = _hook_payload(hook, signature, instance, args, kwargs, exc)
-            st.append((KIND_OUTCOME, call, end, extra, error_info(exc)))
-            if not st.count() & _MASK:
-                st.kick()
+            _finish(call, hook, signature, args, kwargs, None, exc)
             raise
-        end = perf_counter_ns()
         _active_reset(token)
-        extra = None
-        if hook is not None:
-            assert signature is not None
-            extra = _hook_payload(hook, signature, instance, args, kwargs, result)
-        st.append((KIND_OUTCOME, call, end, extra, None))
-        if not st.count() & _MASK:
-            st.kick()
+        _finish(call, hook, signature, args, kwargs, result, None)
         return result
 
     def record_coroutine_call(
@@ -236,40 +245,6 @@ def _generator_wrapper(
 ) -> Wrapper:
     st = STATE
 
-    def outcome(
-        call: list[Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        result: Any,
-        error: BaseException | None,
-        extra: dict[str, Any],
-    ) -> None:
-        end = perf_counter_ns()
-        if hook is not None:
-            assert signature is not None
-            more = _hook_payload(
-                hook,
-                signature,
-                instance,
-                args,
-                kwargs,
-                result if error is None else error,
-            )
-            if more:
-                extra.update(more)
-        st.append(
-            (
-                KIND_OUTCOME,
-                call,
-                end,
-                extra,
-                None if error is None else error_info(error),
-            )
-        )
-        if not st.count() & _MASK:
-            st.kick()
-
     def traced(
         gen: Generator[Any, Any, Any],
         instance: Any,
@@ -279,18 +254,9 @@ def _generator_wrapper(
         caller = _active_get()
         if not st.enabled or (caller is not None and caller[1] is instance):
             return (yield from gen)
-        call = [
-            None,
-            instance,
-            method,
-            _run_get(),
-            _otel_get(),
-            caller,
-            perf_counter_ns(),
-        ]
-        st.append(call)
-        if not st.count() & _MASK:
-            st.kick()
+        call = _start(instance, method, caller)
+        # Each step runs with this call active, so that calls made inside the
+        # generator see it as their caller; it is not active between steps.
         step: Callable[[Any], Any] = gen.send
         value: Any = None
         yielded = 0
@@ -300,13 +266,13 @@ def _generator_wrapper(
                 item = step(value)
             except StopIteration as stop:
                 _active_reset(token)
-                outcome(
-                    call, instance, args, kwargs, stop.value, None, {"yielded": yielded}
-                )
+                extra = {"yielded": yielded}
+                _finish(call, hook, signature, args, kwargs, stop.value, None, extra)
                 return stop.value
             except BaseException as exc:
                 _active_reset(token)
-                outcome(call, instance, args, kwargs, None, exc, {"yielded": yielded})
+                extra = {"yielded": yielded}
+                _finish(call, hook, signature, args, kwargs, None, exc, extra)
                 raise
             _active_reset(token)
             yielded += 1
@@ -319,13 +285,12 @@ def _generator_wrapper(
                     gen.close()
                 except BaseException as exc:
                     _active_reset(token)
-                    outcome(
-                        call, instance, args, kwargs, None, exc, {"yielded": yielded}
-                    )
+                    extra = {"yielded": yielded}
+                    _finish(call, hook, signature, args, kwargs, None, exc, extra)
                     raise
                 _active_reset(token)
                 extra = {"yielded": yielded, "closed_early": True}
-                outcome(call, instance, args, kwargs, None, None, extra)
+                _finish(call, hook, signature, args, kwargs, None, None, extra)
                 raise
             except BaseException as exc:
                 step, value = gen.throw, exc
@@ -349,32 +314,6 @@ def _async_generator_wrapper(
 ) -> Wrapper:
     st = STATE
 
-    def outcome(
-        call: list[Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        error: BaseException | None,
-        extra: dict[str, Any],
-    ) -> None:
-        end = perf_counter_ns()
-        if hook is not None:
-            assert signature is not None
-            more = _hook_payload(hook, signature, instance, args, kwargs, error)
-            if more:
-                extra.update(more)
-        st.append(
-            (
-                KIND_OUTCOME,
-                call,
-                end,
-                extra,
-                None if error is None else error_info(error),
-            )
-        )
-        if not st.count() & _MASK:
-            st.kick()
-
     async def traced(
         agen: AsyncGenerator[Any, Any],
         instance: Any,
@@ -386,18 +325,7 @@ def _async_generator_wrapper(
             async for item in agen:
                 yield item
             return
-        call = [
-            None,
-            instance,
-            method,
-            _run_get(),
-            _otel_get(),
-            caller,
-            perf_counter_ns(),
-        ]
-        st.append(call)
-        if not st.count() & _MASK:
-            st.kick()
+        call = _start(instance, method, caller)
         step: Callable[[Any], Awaitable[Any]] = agen.asend
         value: Any = None
         yielded = 0
@@ -407,11 +335,13 @@ def _async_generator_wrapper(
                 item = await step(value)
             except StopAsyncIteration:
                 _active_reset(token)
-                outcome(call, instance, args, kwargs, None, {"yielded": yielded})
+                extra = {"yielded": yielded}
+                _finish(call, hook, signature, args, kwargs, None, None, extra)
                 return
             except BaseException as exc:
                 _active_reset(token)
-                outcome(call, instance, args, kwargs, exc, {"yielded": yielded})
+                extra = {"yielded": yielded}
+                _finish(call, hook, signature, args, kwargs, None, exc, extra)
                 raise
             _active_reset(token)
             yielded += 1
@@ -424,11 +354,12 @@ def _async_generator_wrapper(
                     await agen.aclose()
                 except BaseException as exc:
                     _active_reset(token)
-                    outcome(call, instance, args, kwargs, exc, {"yielded": yielded})
+                    extra = {"yielded": yielded}
+                    _finish(call, hook, signature, args, kwargs, None, exc, extra)
                     raise
                 _active_reset(token)
                 extra = {"yielded": yielded, "closed_early": True}
-                outcome(call, instance, args, kwargs, None, extra)
+                _finish(call, hook, signature, args, kwargs, None, None, extra)
                 raise
             except BaseException as exc:
                 step, value = agen.athrow, exc
