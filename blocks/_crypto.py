@@ -8,6 +8,7 @@ created with permissions 0600 the first time a secret is saved.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -49,14 +50,22 @@ def _load_key(create: bool) -> Fernet | None:
             return None
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key()
+    # Write the whole key to a private temporary file, then link it into place:
+    # of two processes creating the key at once, one wins, and the other reads a
+    # complete key file, never an empty one.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        # O_EXCL: of two processes creating the key at once, one wins and the
-        # other reads the winner's key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _fernet(path.read_bytes().strip(), str(path))
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key + b"\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return _fernet(path.read_bytes().strip(), str(path))
+    finally:
+        temporary.unlink(missing_ok=True)
     return _fernet(key, str(path))
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Secret, SecretBytes, SecretStr, ValidationError
+from pydantic import BaseModel, Secret, SecretBytes, SecretStr
 from pydantic_core import to_jsonable_python
 from sqlalchemy.engine import Connection
 
@@ -39,9 +39,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DocumentInfo",
     "delete_document",
+    "delete_type",
     "describe_type",
     "list_documents",
     "load_document",
+    "not_found_error",
+    "public_view",
     "save_block",
     "split_address",
     "store_type",
@@ -50,6 +53,16 @@ __all__ = [
 SECRET = "$secret"
 REFERENCE = "$block"
 _MAX_DEPTH = 16
+
+
+def _escape(key: str) -> str:
+    # A user's key that starts with "$" gets one more, so that it can never be
+    # mistaken for one of the markers above.
+    return f"${key}" if key.startswith("$") else key
+
+
+def _unescape(key: str) -> str:
+    return key[1:] if key.startswith("$$") else key
 
 
 @dataclass(frozen=True)
@@ -208,7 +221,7 @@ class _Encoder:
             }
         if isinstance(value, dict):
             return {
-                str(k): self.value(v, f"{path}[{k!r}]", depth + 1)
+                _escape(str(k)): self.value(v, f"{path}[{k!r}]", depth + 1)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
@@ -222,7 +235,8 @@ def _store_type_in(
     store: DocumentStore, conn: Connection, cls: type[Block]
 ) -> tuple[TypeRecord, SchemaRecord]:
     described = describe_type(cls)
-    doc = inspect.getdoc(cls) or ""
+    # The class's own docstring: inspect.getdoc would inherit Block's.
+    doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
     type_record = store.upsert_type(
         conn,
         slug=cls.block_type_slug,
@@ -335,7 +349,10 @@ class _Decoder:
                 return plain if value.get("bytes") else json.loads(plain)
             if REFERENCE in value and len(value) == 1:
                 return self._nested(uuid.UUID(value[REFERENCE]), record, path)
-            return {k: self.value(v, record, f"{path}.{k}") for k, v in value.items()}
+            return {
+                _unescape(k): self.value(v, record, f"{path}.{_unescape(k)}")
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.value(v, record, f"{path}[{i}]") for i, v in enumerate(value)]
         return value
@@ -370,16 +387,17 @@ def materialize(
     decoder = _Decoder(store, cipher, (*stack, record.id))
     data = {k: decoder.value(v, record, k) for k, v in record.data.items()}
     try:
-        block = cls.model_validate(data)
-    except ValidationError as exc:
-        raise BlockValidationError.from_pydantic(
-            cls.block_type_slug, exc, document=record.address
+        block = cls(**data)
+    except BlockValidationError as exc:
+        raise BlockValidationError(
+            exc.block_type, exc.errors, document=record.address
         ) from None
     block._set_document(record.id, record.name, fresh=True)
     return block
 
 
-def _not_found(store: DocumentStore, slug: str, name: str) -> BlockNotFoundError:
+def not_found_error(store: DocumentStore, slug: str, name: str) -> BlockNotFoundError:
+    """Return the error for a missing document, naming close matches."""
     names = store.document_names(slug)
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     if close:
@@ -417,36 +435,105 @@ def load_document(cls: type[Block], name: str, store: DocumentStore | None) -> B
     target, slug, name = _resolve(cls, name, store)
     record = store.get_document(slug, name)
     if record is None:
-        raise _not_found(store, slug, name)
+        raise not_found_error(store, slug, name)
     block = materialize(target, record, store, SecretCipher())
     _lifecycle(block, "block-document.loaded", {"block_type": slug})
     return block
 
 
-def delete_document(cls: type[Block], name: str, store: DocumentStore | None) -> None:
-    """Delete a document; see ``Block.delete``."""
+def _deleted(record: DocumentRecord) -> None:
+    from blocks._registry import registered_types
     from emitters import RelatedResource, Resource
 
+    # The class need not be importable to delete a document; when it is known
+    # here and has its events turned off, no event.
+    cls = registered_types().get(record.block_type)
+    if cls is not None and not cls.events_enabled:
+        return
+    emit_event(
+        "block-document.deleted",
+        Resource(
+            id=f"block-document.{record.id}",
+            name=record.name,
+            labels={"block-type": record.block_type},
+        ),
+        related=[
+            RelatedResource(
+                id=f"block-type.{record.block_type}",
+                role="block-type",
+                name=cls.__name__ if cls is not None else None,
+            )
+        ],
+        payload={"block_type": record.block_type},
+    )
+
+
+def delete_document(cls: type[Block], name: str, store: DocumentStore | None) -> None:
+    """Delete a document; see ``Block.delete``. Its class need not be importable."""
+    from blocks._block import Block
+
     store = store or DocumentStore()
-    target, slug, name = _resolve(cls, name, store)
+    if cls is Block:
+        slug, name = split_address(name)
+    else:
+        _, slug, name = _resolve(cls, name, store)
     if store.get_document(slug, name) is None:
-        raise _not_found(store, slug, name)
-    record = store.delete_document(slug, name)
-    if target.events_enabled:
-        emit_event(
-            "block-document.deleted",
-            Resource(
-                id=f"block-document.{record.id}",
-                name=record.name,
-                labels={"block-type": slug},
-            ),
-            related=[
-                RelatedResource(
-                    id=f"block-type.{slug}", role="block-type", name=target.__name__
+        raise not_found_error(store, slug, name)
+    _deleted(store.delete_document(slug, name))
+
+
+def delete_type(slug: str, store: DocumentStore | None = None) -> int:
+    """Delete a stored block type with its documents; return how many went.
+
+    Emits ``block-document.deleted`` for each document.
+    """
+    store = store or DocumentStore()
+    records = store.list_documents(slug)
+    deleted = store.delete_type(slug)
+    for record in records:
+        _deleted(record)
+    return deleted
+
+
+def public_view(
+    record: DocumentRecord, store: DocumentStore
+) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """Return a document's fields for display, decrypting nothing.
+
+    Returns:
+        The field values with every secret as ``**********`` and every nested
+        block as its ``slug/name``; the paths of the secret fields; and the
+        nested references by field.
+    """
+    from emitters._redact import MASK
+
+    secrets: list[str] = []
+    references: dict[str, str] = {}
+
+    def show(value: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            if SECRET in value and len(value) <= 2:
+                secrets.append(path)
+                return MASK
+            if REFERENCE in value and len(value) == 1:
+                nested = store.get_document_by_id(uuid.UUID(value[REFERENCE]))
+                address = (
+                    nested.address
+                    if nested is not None
+                    else f"<missing document {value[REFERENCE]}>"
                 )
-            ],
-            payload={"block_type": slug},
-        )
+                references[path] = address
+                return address
+            return {
+                _unescape(k): show(v, f"{path}.{_unescape(k)}")
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [show(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    fields = {name: show(value, name) for name, value in record.data.items()}
+    return fields, secrets, references
 
 
 def list_documents(cls: type[Block], store: DocumentStore | None) -> list[DocumentInfo]:

@@ -196,5 +196,5 @@ def block_class(slug: str, store: DocumentStore | None = None) -> type[Block]:
     if store is not None:
         known.update(t.slug for t in store.list_types())
     close = difflib.get_close_matches(slug, sorted(known), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise BlockNotFoundError(f"There is no block type {slug!r}.{hint}")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -43,6 +46,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
+# MySQL and MariaDB keep whole seconds in a plain DATETIME; keep microseconds.
+_Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 block_types = sa.Table(
     "eventblocks_block_types",
@@ -52,8 +57,8 @@ block_types = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("class_path", sa.String(1024), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
-    sa.Column("created", sa.DateTime, nullable=False),
-    sa.Column("updated", sa.DateTime, nullable=False),
+    sa.Column("created", _Timestamp, nullable=False),
+    sa.Column("updated", _Timestamp, nullable=False),
 )
 
 block_schemas = sa.Table(
@@ -70,7 +75,7 @@ block_schemas = sa.Table(
     sa.Column("fields", sa.Text, nullable=False),
     sa.Column("capabilities", sa.Text, nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
-    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("created", _Timestamp, nullable=False),
     sa.UniqueConstraint("block_type_id", "checksum", name="uq_eventblocks_schema"),
 )
 
@@ -92,8 +97,8 @@ block_documents = sa.Table(
         nullable=False,
     ),
     sa.Column("data", sa.Text, nullable=False),
-    sa.Column("created", sa.DateTime, nullable=False),
-    sa.Column("updated", sa.DateTime, nullable=False),
+    sa.Column("created", _Timestamp, nullable=False),
+    sa.Column("updated", _Timestamp, nullable=False),
     sa.UniqueConstraint("block_type_id", "name", name="uq_eventblocks_document"),
 )
 
@@ -217,8 +222,13 @@ def _create_engine(url: str) -> Engine:
     try:
         if backend == "sqlite":
             return _sqlite_engine(parsed)
+        options: dict[str, Any] = {}
+        if backend in ("mysql", "mariadb"):
+            # InnoDB's default, REPEATABLE READ, would hide a row another process
+            # committed after this transaction's first read.
+            options["isolation_level"] = "READ COMMITTED"
         return sa.create_engine(
-            parsed, hide_parameters=True, pool_pre_ping=True, future=True
+            parsed, hide_parameters=True, pool_pre_ping=True, **options
         )
     except ImportError as exc:
         hint = f" Install it with: pip install 'eventblocks[{extra}]'." if extra else ""
@@ -299,19 +309,26 @@ class DocumentStore:
         return engine
 
     def _prepare(self, engine: Engine) -> None:
-        for attempt in range(3):
+        # Several processes may open a new database at once. MySQL and MariaDB
+        # cannot create tables inside a transaction, so one of them may find a
+        # table created (or the version row inserted) under its feet: it waits a
+        # little and looks again, and then finds everything in place.
+        attempts = 20
+        for attempt in range(attempts):
             try:
                 with engine.begin() as conn:
                     metadata.create_all(conn, checkfirst=True)
                     self._check_version(conn)
                 _ready.add(self.url)
                 return
-            except (OperationalError, IntegrityError, sa.exc.ProgrammingError):
-                # Another process created the tables at the same moment.
-                if attempt == 2:
+            except (OperationalError, IntegrityError, sa.exc.ProgrammingError) as exc:
+                if attempt == attempts - 1:
+                    cause = type(getattr(exc, "orig", None) or exc).__name__
                     raise BlockStoreError(
-                        f"Cannot prepare the document tables in {mask_url(self.url)}."
+                        f"Cannot prepare the document tables in {mask_url(self.url)} "
+                        f"({cause})."
                     ) from None
+                time.sleep(0.02 * (attempt + 1) + random.random() * 0.05)
 
     def _check_version(self, conn: Connection) -> None:
         row = conn.execute(
@@ -387,8 +404,16 @@ class DocumentStore:
                 "created": now,
                 "updated": now,
             }
-            conn.execute(block_types.insert().values(**values))
-        else:
+            try:
+                with conn.begin_nested():
+                    conn.execute(block_types.insert().values(**values))
+                return _type_record(values)
+            except IntegrityError:
+                # Another process stored the type at the same moment: use theirs.
+                row = conn.execute(
+                    sa.select(block_types).where(block_types.c.slug == slug)
+                ).one()
+        if row is not None:
             values = dict(row._mapping)
             if (values["name"], values["class_path"], values["description"]) != (
                 name,
@@ -435,8 +460,18 @@ class DocumentStore:
                 "version": version,
                 "created": _now(),
             }
-            conn.execute(block_schemas.insert().values(**values))
-            return _schema_record(values)
+            try:
+                with conn.begin_nested():
+                    conn.execute(block_schemas.insert().values(**values))
+                return _schema_record(values)
+            except IntegrityError:
+                # Another process stored the same schema at the same moment.
+                row = conn.execute(
+                    sa.select(block_schemas).where(
+                        block_schemas.c.block_type_id == str(type_id),
+                        block_schemas.c.checksum == checksum,
+                    )
+                ).one()
         return _schema_record(dict(row._mapping))
 
     def get_type(self, slug: str) -> TypeRecord | None:
@@ -503,7 +538,9 @@ class DocumentStore:
                     )
                 )
             ]
-            self._refuse_if_referenced(conn, doc_ids, outside=doc_ids)
+            self._refuse_if_referenced(
+                conn, doc_ids, outside=doc_ids, what=f"block type {slug!r}"
+            )
             if doc_ids:
                 conn.execute(
                     block_references.delete().where(
@@ -704,7 +741,7 @@ class DocumentStore:
             ]
 
     def _refuse_if_referenced(
-        self, conn: Connection, doc_ids: list[str], *, outside: list[str]
+        self, conn: Connection, doc_ids: list[str], *, outside: list[str], what: str
     ) -> None:
         if not doc_ids:
             return
@@ -726,8 +763,8 @@ class DocumentStore:
         user = conn.execute(query).first()
         if user is not None:
             raise BlockStoreError(
-                f"Document {user[2]}/{user[1]} uses it in its field {user[0]!r}; "
-                "delete or re-save that document first."
+                f"Cannot delete {what}: document {user[2]}/{user[1]} uses it in its "
+                f"field {user[0]!r}; delete or re-save that document first."
             )
 
     def delete_document(self, slug: str, name: str) -> DocumentRecord:
@@ -747,7 +784,9 @@ class DocumentStore:
             if not records:
                 raise BlockNotFoundError(f"There is no {slug} document named {name!r}.")
             record = records[0]
-            self._refuse_if_referenced(conn, [str(record.id)], outside=[])
+            self._refuse_if_referenced(
+                conn, [str(record.id)], outside=[], what=record.address
+            )
             conn.execute(
                 block_references.delete().where(
                     block_references.c.parent_document_id == str(record.id)
