@@ -14,7 +14,7 @@ from typing import Any
 
 from emitters._model import Event, Resource
 
-__all__ = ["MASK", "redact_event", "redact_text", "register_secret", "secrets_count"]
+__all__ = ["MASK", "SDK_KEYS", "redact_event", "redact_text", "register_secret"]
 
 MASK = "**********"
 # Payload keys the SDK itself writes; they are never redacted.
@@ -56,11 +56,6 @@ def register_secret(*values: str | bytes | None) -> None:
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
-
-
-def secrets_count() -> int:
-    """Return how many distinct secret values are registered."""
-    return len(_secrets)
 
 
 def redact_text(text: str) -> str:
