@@ -1,36 +1,47 @@
 """The document database: block types, their schemas, documents and references.
 
 SQLAlchemy Core over SQLite (the default, a file in the eventblocks home), PostgreSQL
-or MySQL/MariaDB. The tables are created on first use and carry a schema version in
-``eventblocks_meta``; :data:`MIGRATIONS` upgrades an older database in place, inside
-one transaction, the first time a newer eventblocks opens it.
-
-SQLite runs in WAL mode with a busy timeout, and every transaction starts with
-``BEGIN IMMEDIATE``, so several processes can save at once without "database is
-locked" errors or lost updates.
+or MySQL/MariaDB (see :mod:`blocks._engine`). The tables (:mod:`blocks._tables`) are
+created on first use and carry a schema version in ``eventblocks_meta``;
+:data:`~blocks._tables.MIGRATIONS` upgrades an older database in place the first
+time a newer eventblocks opens it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from blocks._engine import engine_for, mask_url
 from blocks._errors import BlockExistsError, BlockNotFoundError, BlockStoreError
+from blocks._tables import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    DocumentRecord,
+    SchemaRecord,
+    TypeRecord,
+    aware,
+    block_documents,
+    block_references,
+    block_schemas,
+    block_types,
+    meta,
+    metadata,
+    schema_record,
+    type_record,
+)
+from blocks._tables import (
+    now as utc_now,
+)
 from emitters._settings import database_url
 
 __all__ = [
@@ -41,244 +52,11 @@ __all__ = [
     "SchemaRecord",
     "TypeRecord",
     "mask_url",
+    "metadata",
 ]
 
-SCHEMA_VERSION = 1
-
-metadata = sa.MetaData()
-# MySQL and MariaDB keep whole seconds in a plain DATETIME; keep microseconds.
-_Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-block_types = sa.Table(
-    "eventblocks_block_types",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("slug", sa.String(128), nullable=False, unique=True),
-    sa.Column("name", sa.String(255), nullable=False),
-    sa.Column("class_path", sa.String(1024), nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
-    sa.Column("created", _Timestamp, nullable=False),
-    sa.Column("updated", _Timestamp, nullable=False),
-)
-
-block_schemas = sa.Table(
-    "eventblocks_block_schemas",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column(
-        "block_type_id",
-        sa.String(36),
-        sa.ForeignKey("eventblocks_block_types.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    sa.Column("checksum", sa.String(64), nullable=False),
-    sa.Column("fields", sa.Text, nullable=False),
-    sa.Column("capabilities", sa.Text, nullable=False),
-    sa.Column("version", sa.String(64), nullable=False),
-    sa.Column("created", _Timestamp, nullable=False),
-    sa.UniqueConstraint("block_type_id", "checksum", name="uq_eventblocks_schema"),
-)
-
-block_documents = sa.Table(
-    "eventblocks_block_documents",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("name", sa.String(255), nullable=False),
-    sa.Column(
-        "block_type_id",
-        sa.String(36),
-        sa.ForeignKey("eventblocks_block_types.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    sa.Column(
-        "block_schema_id",
-        sa.String(36),
-        sa.ForeignKey("eventblocks_block_schemas.id"),
-        nullable=False,
-    ),
-    sa.Column("data", sa.Text, nullable=False),
-    sa.Column("created", _Timestamp, nullable=False),
-    sa.Column("updated", _Timestamp, nullable=False),
-    sa.UniqueConstraint("block_type_id", "name", name="uq_eventblocks_document"),
-)
-
-block_references = sa.Table(
-    "eventblocks_block_document_references",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column(
-        "parent_document_id",
-        sa.String(36),
-        sa.ForeignKey("eventblocks_block_documents.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column(
-        "reference_document_id",
-        sa.String(36),
-        sa.ForeignKey("eventblocks_block_documents.id"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column("field", sa.String(255), nullable=False),
-)
-
-meta = sa.Table(
-    "eventblocks_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(255), nullable=False),
-)
-
-# version -> function upgrading a database at (version - 1) to version, run inside
-# the opening transaction. Version 1 is the first schema: nothing to upgrade yet.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-
-
-@dataclass(frozen=True)
-class TypeRecord:
-    """A stored block type."""
-
-    id: uuid.UUID
-    slug: str
-    name: str
-    class_path: str
-    description: str
-    created: datetime
-    updated: datetime
-
-
-@dataclass(frozen=True)
-class SchemaRecord:
-    """A stored schema of a block type: the JSON schema, its checksum, capabilities."""
-
-    id: uuid.UUID
-    block_type_id: uuid.UUID
-    checksum: str
-    fields: dict[str, Any]
-    capabilities: list[str]
-    version: str
-    created: datetime
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """A stored block document; ``data`` holds encrypted secrets and references."""
-
-    id: uuid.UUID
-    name: str
-    block_type: str
-    block_type_id: uuid.UUID
-    schema_id: uuid.UUID
-    schema_checksum: str
-    data: dict[str, Any]
-    created: datetime
-    updated: datetime
-    references: dict[str, uuid.UUID] = field(default_factory=dict)
-
-    @property
-    def address(self) -> str:
-        """``slug/name``, as the CLI and ``Block.load`` spell it."""
-        return f"{self.block_type}/{self.name}"
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<an unreadable database URL>"
-
-
-def _now() -> datetime:
-    # Stored naive, in UTC: SQLite and MySQL keep no time zone.
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-_DRIVER_EXTRAS = {
-    "postgresql": ("postgresql+psycopg", "postgres"),
-    "mysql": ("mysql+pymysql", "mysql"),
-    "mariadb": ("mariadb+pymysql", "mysql"),
-}
-
-
-def _create_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise BlockStoreError(
-            f"{mask_url(url)!s} is not a valid SQLAlchemy database URL; set "
-            "EVENTBLOCKS_DATABASE_URL to something like "
-            "postgresql+psycopg://user@host/db or sqlite:///path/to/file.db."
-        ) from None
-    backend = parsed.get_backend_name()
-    if parsed.drivername in _DRIVER_EXTRAS:
-        parsed = parsed.set(drivername=_DRIVER_EXTRAS[parsed.drivername][0])
-    extra = _DRIVER_EXTRAS.get(backend, (None, None))[1]
-    try:
-        if backend == "sqlite":
-            return _sqlite_engine(parsed)
-        options: dict[str, Any] = {}
-        if backend in ("mysql", "mariadb"):
-            # InnoDB's default, REPEATABLE READ, would hide a row another process
-            # committed after this transaction's first read.
-            options["isolation_level"] = "READ COMMITTED"
-        return sa.create_engine(
-            parsed, hide_parameters=True, pool_pre_ping=True, **options
-        )
-    except ImportError as exc:
-        hint = f" Install it with: pip install 'eventblocks[{extra}]'." if extra else ""
-        raise BlockStoreError(
-            f"The database driver for {mask_url(url)} is not installed "
-            f"({exc.name or exc}).{hint}"
-        ) from None
-
-
-def _sqlite_engine(parsed: sa.URL) -> Engine:
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(
-        parsed,
-        hide_parameters=True,
-        connect_args={"timeout": 30, "check_same_thread": False},
-    )
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" below decide when a transaction starts.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        if parsed.database and parsed.database != ":memory:":
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Take the write lock up front: two deferred transactions that both
-        # upgrade to writing would make one fail with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-_engines: dict[str, Engine] = {}
+# URLs whose tables were checked in this process.
 _ready: set[str] = set()
-_engines_lock = threading.Lock()
-
-
-def _after_fork() -> None:
-    # Connections are not shared with a forked child: it opens its own.
-    for engine in _engines.values():
-        engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 class DocumentStore:
@@ -300,10 +78,7 @@ class DocumentStore:
     @property
     def engine(self) -> Engine:
         """The engine for this URL, shared by every store on the same URL."""
-        with _engines_lock:
-            engine = _engines.get(self.url)
-            if engine is None:
-                engine = _engines[self.url] = _create_engine(self.url)
+        engine = engine_for(self.url)
         if self.url not in _ready:
             self._prepare(engine)
         return engine
@@ -390,7 +165,7 @@ class DocumentStore:
         description: str,
     ) -> TypeRecord:
         """Insert or update the block type ``slug``; return it."""
-        now = _now()
+        now = utc_now()
         row = conn.execute(
             sa.select(block_types).where(block_types.c.slug == slug)
         ).first()
@@ -407,7 +182,7 @@ class DocumentStore:
             try:
                 with conn.begin_nested():
                     conn.execute(block_types.insert().values(**values))
-                return _type_record(values)
+                return type_record(values)
             except IntegrityError:
                 # Another process stored the type at the same moment: use theirs.
                 row = conn.execute(
@@ -431,7 +206,7 @@ class DocumentStore:
                     )
                 )
                 values.update(name=name, class_path=class_path, description=description)
-        return _type_record(values)
+        return type_record(values)
 
     def upsert_schema(
         self,
@@ -458,12 +233,12 @@ class DocumentStore:
                 "fields": json.dumps(fields, sort_keys=True),
                 "capabilities": json.dumps(capabilities),
                 "version": version,
-                "created": _now(),
+                "created": utc_now(),
             }
             try:
                 with conn.begin_nested():
                     conn.execute(block_schemas.insert().values(**values))
-                return _schema_record(values)
+                return schema_record(values)
             except IntegrityError:
                 # Another process stored the same schema at the same moment.
                 row = conn.execute(
@@ -472,7 +247,7 @@ class DocumentStore:
                         block_schemas.c.checksum == checksum,
                     )
                 ).one()
-        return _schema_record(dict(row._mapping))
+        return schema_record(dict(row._mapping))
 
     def get_type(self, slug: str) -> TypeRecord | None:
         """Return the stored type ``slug``, or None."""
@@ -480,7 +255,7 @@ class DocumentStore:
             row = conn.execute(
                 sa.select(block_types).where(block_types.c.slug == slug)
             ).first()
-        return None if row is None else _type_record(dict(row._mapping))
+        return None if row is None else type_record(dict(row._mapping))
 
     def list_types(self) -> list[TypeRecord]:
         """Return every stored type, by slug."""
@@ -488,7 +263,7 @@ class DocumentStore:
             rows = conn.execute(
                 sa.select(block_types).order_by(block_types.c.slug)
             ).all()
-        return [_type_record(dict(r._mapping)) for r in rows]
+        return [type_record(dict(r._mapping)) for r in rows]
 
     def latest_schema(self, slug: str) -> SchemaRecord | None:
         """Return the most recently stored schema of type ``slug``, or None."""
@@ -499,7 +274,7 @@ class DocumentStore:
                 .where(block_types.c.slug == slug)
                 .order_by(block_schemas.c.created.desc(), block_schemas.c.id)
             ).first()
-        return None if row is None else _schema_record(dict(row._mapping))
+        return None if row is None else schema_record(dict(row._mapping))
 
     def count_documents(self, slug: str) -> int:
         """Return how many documents type ``slug`` has."""
@@ -576,7 +351,7 @@ class DocumentStore:
             BlockExistsError: The name is taken and ``overwrite`` is False; nothing
                 is written.
         """
-        now = _now()
+        now = utc_now()
         existing = conn.execute(
             sa.select(block_documents.c.id, block_documents.c.created).where(
                 block_documents.c.block_type_id == str(type_id),
@@ -646,8 +421,8 @@ class DocumentStore:
             schema_id=schema.id,
             schema_checksum=schema.checksum,
             data=data,
-            created=_aware(created),
-            updated=_aware(now),
+            created=aware(created),
+            updated=aware(now),
             references=dict(references),
         )
 
@@ -688,8 +463,8 @@ class DocumentStore:
                     schema_id=uuid.UUID(m["block_schema_id"]),
                     schema_checksum=m["checksum"],
                     data=json.loads(m["data"]),
-                    created=_aware(m["created"]),
-                    updated=_aware(m["updated"]),
+                    created=aware(m["created"]),
+                    updated=aware(m["updated"]),
                     references=refs[m["id"]],
                 )
             )
@@ -796,27 +571,3 @@ class DocumentStore:
                 block_documents.delete().where(block_documents.c.id == str(record.id))
             )
         return record
-
-
-def _type_record(values: dict[str, Any]) -> TypeRecord:
-    return TypeRecord(
-        id=uuid.UUID(values["id"]),
-        slug=values["slug"],
-        name=values["name"],
-        class_path=values["class_path"],
-        description=values["description"],
-        created=_aware(values["created"]),
-        updated=_aware(values["updated"]),
-    )
-
-
-def _schema_record(values: dict[str, Any]) -> SchemaRecord:
-    return SchemaRecord(
-        id=uuid.UUID(values["id"]),
-        block_type_id=uuid.UUID(values["block_type_id"]),
-        checksum=values["checksum"],
-        fields=json.loads(values["fields"]),
-        capabilities=json.loads(values["capabilities"]),
-        version=values["version"],
-        created=_aware(values["created"]),
-    )

@@ -1,0 +1,165 @@
+"""Delivering batches to one sink from its own thread, and throttled warnings.
+
+Each sink gets a :class:`SinkWorker`: a thread with a bounded backlog of batches, so
+a slow or hung sink delays only itself. Whatever a sink raises is caught, counted
+and logged at most once a minute per sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from emitters._emitter import Emitter
+from emitters._model import Event
+from emitters._redact import redact_text
+
+__all__ = ["SinkWorker", "ThrottledLog", "logger", "throttle"]
+
+logger = logging.getLogger("emitters")
+
+_LOG_EVERY_S = 60.0
+
+
+class ThrottledLog:
+    """Logs a warning about one sink at most once a minute."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is None or now - last >= _LOG_EVERY_S:
+            self._last[key] = now
+            logger.warning(message, *args)
+
+
+throttle = ThrottledLog()
+
+
+class SinkWorker:
+    """Delivers batches to one sink from its own thread, with a bounded backlog."""
+
+    def __init__(self, emitter: Emitter, name: str, max_pending: int) -> None:
+        self.emitter = emitter
+        self.name = name
+        self.max_pending = max_pending
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self._items: deque[tuple[Sequence[Event] | None, threading.Event | None]] = (
+            deque()
+        )
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self.thread = threading.Thread(
+            target=self._run, name=f"eventblocks-sink-{name}", daemon=True
+        )
+        self.thread.start()
+
+    def submit(self, batch: Sequence[Event]) -> None:
+        with self._cond:
+            self._items.append((batch, None))
+            self._pending += len(batch)
+            while self._pending > self.max_pending:
+                old, marker = self._items.popleft()
+                if old is None:  # a flush marker: keep it, it costs no memory
+                    self._items.appendleft((old, marker))
+                    break
+                self._pending -= len(old)
+                self.dropped += len(old)
+                throttle.warn(
+                    f"full:{self.name}",
+                    "emitter %r is not keeping up; %d events dropped so far",
+                    self.name,
+                    self.dropped,
+                )
+            self._cond.notify()
+
+    def request_flush(self) -> threading.Event:
+        done = threading.Event()
+        with self._cond:
+            self._items.append((None, done))
+            self._cond.notify()
+        return done
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items and not self._closing:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                batch, marker = self._items.popleft()
+                if batch is not None:
+                    self._pending -= len(batch)
+            if batch is not None:
+                self._deliver(batch)
+            else:
+                self._flush()
+                assert marker is not None
+                marker.set()
+
+    def _deliver(self, batch: Sequence[Event]) -> None:
+        try:
+            self.emitter.emit_batch(batch)
+        except Exception as exc:
+            self.failed += len(batch)
+            throttle.warn(
+                f"fail:{self.name}",
+                "emitter %r failed to deliver %d events: %s: %s",
+                self.name,
+                len(batch),
+                type(exc).__name__,
+                redact_text(str(exc)),
+            )
+        else:
+            self.delivered += len(batch)
+
+    def _flush(self) -> None:
+        try:
+            self.emitter.flush(None)
+        except Exception as exc:
+            throttle.warn(
+                f"flush:{self.name}",
+                "emitter %r failed to flush: %s: %s",
+                self.name,
+                type(exc).__name__,
+                redact_text(str(exc)),
+            )
+
+    def shutdown(self, timeout: float, *, close_sink: bool = True) -> bool:
+        """Deliver the backlog, stop the thread and close the sink, within timeout.
+
+        Args:
+            timeout: Seconds to wait at most for the backlog.
+            close_sink: False leaves the sink open, for a new configuration that
+                keeps it.
+        """
+        self.close()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            return False
+        if not close_sink:
+            return True
+        try:
+            self.emitter.close()
+        except Exception as exc:
+            throttle.warn(
+                f"close:{self.name}",
+                "emitter %r failed to close: %s: %s",
+                self.name,
+                type(exc).__name__,
+                redact_text(str(exc)),
+            )
+        return True
