@@ -12,7 +12,9 @@ import difflib
 import hashlib
 import inspect
 import json
+import typing
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -140,18 +142,33 @@ def secret_fields(cls: type[BaseModel], prefix: str = "") -> list[str]:
 
     found: list[str] = []
     for name, info in cls.model_fields.items():
-        annotation = info.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        for candidate in candidates:
-            if isinstance(candidate, type):
-                if issubclass(candidate, SecretStr | SecretBytes | Secret):
-                    found.append(prefix + name)
-                    break
-                if issubclass(candidate, BaseModel) and not issubclass(
-                    candidate, Block
-                ):
-                    found.extend(secret_fields(candidate, f"{prefix}{name}."))
+        nested: list[str] = []
+        secret = False
+        # Look through unions, containers and Annotated, at any depth:
+        # dict[str, str | SecretStr] holds secrets, and so does BasicAuth | None.
+        for candidate in _annotation_types(info.annotation):
+            if issubclass(candidate, SecretStr | SecretBytes | Secret):
+                secret = True
+            elif issubclass(candidate, BaseModel) and not issubclass(candidate, Block):
+                nested.extend(secret_fields(candidate, f"{prefix}{name}."))
+        if secret:
+            found.append(prefix + name)
+        found.extend(p for p in dict.fromkeys(nested) if p not in found)
     return found
+
+
+def _annotation_types(annotation: Any, depth: int = 0) -> Iterator[type]:
+    """Yield every class named anywhere inside a type annotation."""
+    if depth > 8:
+        return
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        yield annotation
+        return
+    origin = typing.get_origin(annotation)
+    if isinstance(origin, type):
+        yield origin
+    for argument in typing.get_args(annotation):
+        yield from _annotation_types(argument, depth + 1)
 
 
 def describe_type(cls: type[Block]) -> dict[str, Any]:
@@ -346,7 +363,12 @@ class _Decoder:
                 plain = self.cipher.decrypt(
                     value[SECRET], document=record.address, field=path
                 )
-                return plain if value.get("bytes") else json.loads(plain)
+                if value.get("bytes"):
+                    return plain
+                decoded = json.loads(plain)
+                # A secret string stays a SecretStr, also in a field typed
+                # str | SecretStr, where pydantic would otherwise pick str.
+                return SecretStr(decoded) if isinstance(decoded, str) else decoded
             if REFERENCE in value and len(value) == 1:
                 return self._nested(uuid.UUID(value[REFERENCE]), record, path)
             return {

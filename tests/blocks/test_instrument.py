@@ -143,7 +143,7 @@ class S3Bucket(Block):
         """Do nothing."""
 
 
-class HTTPEndpoint(Block):
+class HTTPService(Block):
     """Slug from a name starting with an acronym."""
 
     def touch(self) -> None:
@@ -677,7 +677,7 @@ def test_wrapper_preserves_inspect_kind_predicates(where: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cls", "slug"), [(S3Bucket, "s3-bucket"), (HTTPEndpoint, "http-endpoint")]
+    ("cls", "slug"), [(S3Bucket, "s3-bucket"), (HTTPService, "http-service")]
 )
 def test_slug_is_kebab_case_of_class_name(cls: type[Any], slug: str) -> None:
     """The type slug defaults to the kebab-case class name and names the events."""
