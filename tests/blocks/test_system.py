@@ -163,3 +163,29 @@ def test_string_refuses_other_types() -> None:
     """A String's value must be a string."""
     with pytest.raises(BlockValidationError):
         String(value=7)
+
+
+FIND_WITHOUT_IMPORT = """
+import sys
+from blocks import block_class
+assert "blocks.system" not in sys.modules
+print(block_class("json").__module__, block_class("http-endpoint").__module__)
+"""
+
+
+def test_built_in_types_are_found_by_slug_without_an_import() -> None:
+    """The eventblocks.blocks entry points find built-in types in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    # No store is given, so no saved import path can help: only entry points.
+    done = subprocess.run(
+        [sys.executable, "-c", FIND_WITHOUT_IMPORT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+        check=True,
+    )
+    assert done.stdout.split() == ["blocks.system", "blocks.http"]
