@@ -15,7 +15,9 @@ comparison is between loops measured in this same run (DESIGN.md section 7):
 - on: ``configure(emitters=[MemoryEmitter()])``, the caller's loop only;
 - on, whole cost: the caller's loop plus ``flush()`` until every event reached the
   memory emitter, plus reading each delivered event once;
-- span: one OpenTelemetry SDK span (``start_as_current_span``) with no processor.
+- span: one OpenTelemetry SDK span (``start_as_current_span``) with no processor;
+- on_live: ``OpenTelemetryEmitter(tracer_provider=TracerProvider(), live=True)``
+  (no span processor), the caller's loop only: events plus a current span per call.
 
 The report also shows how much of the whole cost was the cyclic garbage
 collector, which runs more as the memory emitter keeps every event alive.
@@ -142,6 +144,21 @@ def _span_loop(n: int) -> int:
     return time.perf_counter_ns() - t0
 
 
+def _live_loop(block: Any, n: int) -> int:
+    """The caller's loop with live OpenTelemetry spans (no span processor)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from emitters.otel import OpenTelemetryEmitter
+
+    sink = OpenTelemetryEmitter(tracer_provider=TracerProvider(), live=True)
+    configure(emitters=[sink], queue_size=4 * n + 16, flush_interval=60.0)
+    flush()
+    elapsed = _loop_unbound(block, n)
+    flush(timeout=None)
+    configure(emitters=[], enabled=False)
+    return elapsed
+
+
 class _GcClock:
     """Adds up the time the cyclic garbage collector runs (any thread)."""
 
@@ -220,6 +237,7 @@ def measure(n: int, repeats: int) -> dict[str, Any]:
             "on_caller",
             "on_whole",
             "span",
+            "on_live",
         )
     }
     gc_ns: list[int] = []
@@ -259,6 +277,7 @@ def measure(n: int, repeats: int) -> dict[str, Any]:
         configure(emitters=[], enabled=False)
 
         samples["span"].append(_span_loop(n))
+        samples["on_live"].append(_live_loop(block, n))
     configure(emitters=[])
     ns = {k: _median_ns_per_call(v, n) for k, v in samples.items()}
     ns["on_caller_of_which_gc"] = _median_ns_per_call(caller_gc_ns, n)

@@ -7,7 +7,9 @@ async generator function. The instance must implement ``__eventblocks_source__``
 
 Per call, the caller's thread does one flag check, reads two context variables,
 takes two monotonic timestamps, sets and resets the active call, and appends two
-tuples to the queue. Everything else happens on the dispatcher's thread.
+tuples to the queue. Everything else happens on the dispatcher's thread. When a
+sink asked for live spans (``STATE.live``, see :mod:`emitters._otel_live`), the
+wrapper also starts and ends the call's span here.
 """
 
 from __future__ import annotations
@@ -139,6 +141,9 @@ def _sync_wrapper(
         if not st.count() & mask:
             st.kick()
         token = active_set(call)
+        live = st.live
+        if live is not None:
+            live = live.start(call, True)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -148,17 +153,24 @@ def _sync_wrapper(
             if hook is not None:
                 assert signature is not None
                 extra = _hook_payload(hook, signature, instance, args, kwargs, exc)
-            st.append((outcome_kind, call, end, extra, error_info(exc)))
+            info = error_info(exc)
+            if live is not None:
+                live.end(info, extra)
+            st.append((outcome_kind, call, end, extra, info))
             if not st.count() & mask:
                 st.kick()
             raise
         end = clock()
         active_reset(token)
         if hook is None:
+            if live is not None:
+                live.end(None, None)
             st.append((outcome_kind, call, end, None, None))
         else:
             assert signature is not None
             extra = _hook_payload(hook, signature, instance, args, kwargs, result)
+            if live is not None:
+                live.end(None, extra)
             st.append((outcome_kind, call, end, extra, None))
         if not st.count() & mask:
             st.kick()
@@ -176,6 +188,12 @@ def _start(instance: Any, method: str, caller: list[Any] | None) -> list[Any]:
     return call
 
 
+def _live_start(call: list[Any], current: bool) -> Any:
+    """Start the call's live span, if a sink asked for live spans (else None)."""
+    live = STATE.live
+    return None if live is None else live.start(call, current)
+
+
 def _finish(
     call: list[Any],
     hook: PayloadHook | None,
@@ -185,6 +203,7 @@ def _finish(
     result: Any,
     error: BaseException | None,
     extra: dict[str, Any] | None = None,
+    live: Any = None,
 ) -> None:
     """Queue the outcome record of a call (coroutines and generators)."""
     end = perf_counter_ns()
@@ -195,6 +214,8 @@ def _finish(
         if more:
             extra = {**(extra or {}), **more}
     info = None if error is None else error_info(error)
+    if live is not None:
+        live.end(info, extra)
     STATE.append((KIND_OUTCOME, call, end, extra, info))
     if not STATE.count() & _MASK:
         STATE.kick()
@@ -216,14 +237,15 @@ def _coroutine_wrapper(
             return await coro
         call = _start(instance, method, caller)
         token = _active_set(call)
+        live = _live_start(call, True)
         try:
             result = await coro
         except BaseException as exc:
             _active_reset(token)
-            _finish(call, hook, signature, args, kwargs, None, exc)
+            _finish(call, hook, signature, args, kwargs, None, exc, live=live)
             raise
         _active_reset(token)
-        _finish(call, hook, signature, args, kwargs, result, None)
+        _finish(call, hook, signature, args, kwargs, result, None, live=live)
         return result
 
     def record_coroutine_call(
@@ -255,6 +277,9 @@ def _generator_wrapper(
         if not st.enabled or (caller is not None and caller[1] is instance):
             return (yield from gen)
         call = _start(instance, method, caller)
+        # A generator's span is not made current: the consumer's code runs
+        # between steps.
+        live = _live_start(call, False)
         # Each step runs with this call active, so that calls made inside the
         # generator see it as their caller; it is not active between steps.
         step: Callable[[Any], Any] = gen.send
@@ -267,12 +292,14 @@ def _generator_wrapper(
             except StopIteration as stop:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(call, hook, signature, args, kwargs, stop.value, None, extra)
+                _finish(
+                    call, hook, signature, args, kwargs, stop.value, None, extra, live
+                )
                 return stop.value
             except BaseException as exc:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(call, hook, signature, args, kwargs, None, exc, extra)
+                _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
                 raise
             _active_reset(token)
             yielded += 1
@@ -286,11 +313,11 @@ def _generator_wrapper(
                 except BaseException as exc:
                     _active_reset(token)
                     extra = {"yielded": yielded}
-                    _finish(call, hook, signature, args, kwargs, None, exc, extra)
+                    _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
                     raise
                 _active_reset(token)
                 extra = {"yielded": yielded, "closed_early": True}
-                _finish(call, hook, signature, args, kwargs, None, None, extra)
+                _finish(call, hook, signature, args, kwargs, None, None, extra, live)
                 raise
             except BaseException as exc:
                 step, value = gen.throw, exc
@@ -326,6 +353,7 @@ def _async_generator_wrapper(
                 yield item
             return
         call = _start(instance, method, caller)
+        live = _live_start(call, False)
         step: Callable[[Any], Awaitable[Any]] = agen.asend
         value: Any = None
         yielded = 0
@@ -336,12 +364,12 @@ def _async_generator_wrapper(
             except StopAsyncIteration:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(call, hook, signature, args, kwargs, None, None, extra)
+                _finish(call, hook, signature, args, kwargs, None, None, extra, live)
                 return
             except BaseException as exc:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(call, hook, signature, args, kwargs, None, exc, extra)
+                _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
                 raise
             _active_reset(token)
             yielded += 1
@@ -355,11 +383,11 @@ def _async_generator_wrapper(
                 except BaseException as exc:
                     _active_reset(token)
                     extra = {"yielded": yielded}
-                    _finish(call, hook, signature, args, kwargs, None, exc, extra)
+                    _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
                     raise
                 _active_reset(token)
                 extra = {"yielded": yielded, "closed_early": True}
-                _finish(call, hook, signature, args, kwargs, None, None, extra)
+                _finish(call, hook, signature, args, kwargs, None, None, extra, live)
                 raise
             except BaseException as exc:
                 step, value = agen.athrow, exc

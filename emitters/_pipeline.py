@@ -52,12 +52,18 @@ EVENTS_OFF_AT_IMPORT = _events_off_by_environment()
 
 
 class _HotState:
-    """What the caller's thread reads on every call: one flag and two callables."""
+    """What the caller's thread reads on every call: one flag and two callables.
 
-    __slots__ = ("append", "count", "enabled", "kick")
+    ``live`` is a sink's hook for spans made on the caller's thread (see
+    :mod:`emitters._otel_live`), read once per recorded call; None when no sink
+    wants one.
+    """
+
+    __slots__ = ("append", "count", "enabled", "kick", "live")
 
     def __init__(self) -> None:
         self.enabled = False
+        self.live: Any = None
         self.append: Callable[[Record], None] = lambda record: None
         self.count: Callable[[], int] = itertools.count().__next__
         self.kick: Callable[[], None] = lambda: None
@@ -85,6 +91,7 @@ class _Pipeline:
             STATE.append = dispatcher.appender()
             STATE.count = dispatcher.emitted.__next__
             STATE.kick = dispatcher.kick
+            STATE.live = _live_hook(config.emitters)
             self.current, self.config = dispatcher, config
             STATE.enabled = config.enabled
             if old is not None:
@@ -101,6 +108,15 @@ class _Pipeline:
             if self.current is not None:
                 _accumulate(total, self.current.stats())
             return total
+
+
+def _live_hook(emitters: Iterable[Emitter]) -> Any:
+    """Return the first sink's hook for live spans (``__eventblocks_live__``)."""
+    for emitter in emitters:
+        hook = getattr(emitter, "__eventblocks_live__", None)
+        if hook is not None:
+            return hook
+    return None
 
 
 def _zero_stats() -> dict[str, Any]:
@@ -140,7 +156,13 @@ def default_emitters() -> tuple[Emitter, ...]:
         for n in os.environ.get("EVENTBLOCKS_EMITTERS", "").split(",")
         if n.strip()
     ]
-    known: dict[str, Callable[[], Emitter]] = {"console": ConsoleEmitter}
+
+    def otel() -> Emitter:
+        from emitters.otel import OpenTelemetryEmitter
+
+        return OpenTelemetryEmitter()
+
+    known: dict[str, Callable[[], Emitter]] = {"console": ConsoleEmitter, "otel": otel}
     out: list[Emitter] = []
     for name in names:
         factory = known.get(name)

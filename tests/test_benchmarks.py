@@ -42,6 +42,7 @@ def test_call_benchmark_reports_every_ratio() -> None:
         "on_caller_of_which_gc",
         "on_whole_of_which_gc",
         "span",
+        "on_live",
     }
     assert all(isinstance(v, float) and v >= 0 for v in ns.values())
     assert ns["on_whole"] > ns["on_caller"] > 0
