@@ -166,9 +166,8 @@ class DocumentStore:
     ) -> TypeRecord:
         """Insert or update the block type ``slug``; return it."""
         now = utc_now()
-        row = conn.execute(
-            sa.select(block_types).where(block_types.c.slug == slug)
-        ).first()
+        query = sa.select(block_types).where(block_types.c.slug == slug)
+        row = conn.execute(query).first()
         if row is None:
             values = {
                 "id": str(uuid.uuid4()),
@@ -185,9 +184,7 @@ class DocumentStore:
                 return type_record(values)
             except IntegrityError:
                 # Another process stored the type at the same moment: use theirs.
-                row = conn.execute(
-                    sa.select(block_types).where(block_types.c.slug == slug)
-                ).one()
+                row = conn.execute(query).one()
         if row is not None:
             values = dict(row._mapping)
             if (values["name"], values["class_path"], values["description"]) != (
@@ -219,12 +216,11 @@ class DocumentStore:
         version: str,
     ) -> SchemaRecord:
         """Insert the schema with ``checksum`` for the type, unless present."""
-        row = conn.execute(
-            sa.select(block_schemas).where(
-                block_schemas.c.block_type_id == str(type_id),
-                block_schemas.c.checksum == checksum,
-            )
-        ).first()
+        query = sa.select(block_schemas).where(
+            block_schemas.c.block_type_id == str(type_id),
+            block_schemas.c.checksum == checksum,
+        )
+        row = conn.execute(query).first()
         if row is None:
             values = {
                 "id": str(uuid.uuid4()),
@@ -241,12 +237,7 @@ class DocumentStore:
                 return schema_record(values)
             except IntegrityError:
                 # Another process stored the same schema at the same moment.
-                row = conn.execute(
-                    sa.select(block_schemas).where(
-                        block_schemas.c.block_type_id == str(type_id),
-                        block_schemas.c.checksum == checksum,
-                    )
-                ).one()
+                row = conn.execute(query).one()
         return schema_record(dict(row._mapping))
 
     def get_type(self, slug: str) -> TypeRecord | None:
@@ -352,12 +343,11 @@ class DocumentStore:
                 is written.
         """
         now = utc_now()
-        existing = conn.execute(
-            sa.select(block_documents.c.id, block_documents.c.created).where(
-                block_documents.c.block_type_id == str(type_id),
-                block_documents.c.name == name,
-            )
-        ).first()
+        query = sa.select(block_documents.c.id, block_documents.c.created).where(
+            block_documents.c.block_type_id == str(type_id),
+            block_documents.c.name == name,
+        )
+        existing = conn.execute(query).first()
         body = json.dumps(data, sort_keys=True)
         if existing is not None and not overwrite:
             raise BlockExistsError(
@@ -386,12 +376,7 @@ class DocumentStore:
                         f"A {slug} document named {name!r} was saved by someone "
                         "else just now; pass overwrite=True to replace it."
                     ) from None
-                existing = conn.execute(
-                    sa.select(block_documents.c.id, block_documents.c.created).where(
-                        block_documents.c.block_type_id == str(type_id),
-                        block_documents.c.name == name,
-                    )
-                ).one()
+                existing = conn.execute(query).one()
         if existing is not None:
             doc_id, created = existing[0], existing[1]
             conn.execute(

@@ -257,7 +257,7 @@ class EventBuilder:
                 if extra:
                     for key, value in extra.items():
                         payload.setdefault(str(key), jsonable(value))
-            # An Event from trusted parts (see _model.assemble_event).
+            # An Event from trusted parts, as pydantic's constructor would fill it.
             event = new(event_type)
             set_dict(
                 event,

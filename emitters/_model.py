@@ -1,7 +1,8 @@
 """The event model: ``Event``, ``Resource`` and ``RelatedResource``.
 
-Events built by the SDK itself are assembled from trusted parts with
-:func:`assemble_event`, which skips validation; everything that comes from outside
+Events built by the SDK itself are assembled by the dispatcher from trusted parts
+without validation, through the slot setters below (see
+:meth:`emitters._build.EventBuilder.build`); everything that comes from outside
 (JSON, a user's call to ``emit_event``) goes through pydantic validation.
 """
 
@@ -13,7 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Event", "RelatedResource", "Resource", "assemble_event"]
+__all__ = ["Event", "RelatedResource", "Resource"]
 
 
 class Resource(BaseModel):
@@ -131,7 +132,8 @@ class Event(BaseModel):
         return attrs
 
 
-_new = object.__new__
+# How the dispatcher fills an Event without validation: the slots pydantic's
+# own constructor fills, set directly.
 _set_dict = BaseModel.__dict__["__dict__"].__set__
 _set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
@@ -140,36 +142,4 @@ _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 # it copies a model.
 _ALL_FIELDS = set(Event.model_fields)
 _EVENT_SLOTS = (_set_dict, _set_fields, _set_extra, _set_private)
-
-
-def assemble_event(
-    id: UUID,
-    occurred: datetime,
-    event: str,
-    resource: Resource,
-    related: tuple[RelatedResource, ...],
-    payload: dict[str, Any],
-    follows: UUID | None,
-) -> Event:
-    """Build an ``Event`` from trusted, already valid parts, without validation.
-
-    Only the pipeline uses this, for events the SDK assembles itself; the result is
-    indistinguishable from a validated event (equality, dumping, copying).
-    """
-    ev = _new(Event)
-    _set_dict(
-        ev,
-        {
-            "id": id,
-            "occurred": occurred,
-            "event": event,
-            "resource": resource,
-            "related": related,
-            "payload": payload,
-            "follows": follows,
-        },
-    )
-    _set_fields(ev, _ALL_FIELDS)
-    _set_extra(ev, None)
-    _set_private(ev, None)
-    return ev
+"""The setters of an Event's ``__dict__``, fields-set, extra and private slots."""

@@ -25,7 +25,6 @@ from emitters import (
 from emitters._build import SourceInfo
 from emitters._calls import call_wrapper
 from emitters._ids import IdSequence, new_uuid7, uuid7_from_ns
-from emitters._model import assemble_event
 from emitters.testing import capture_events
 
 
@@ -234,23 +233,17 @@ def test_event_without_optional_parts_round_trips() -> None:
     _assert_round_trip(event)
 
 
-def test_assembled_event_round_trips_and_equals_validated_twin() -> None:
-    """assemble_event builds an Event indistinguishable from a validated one."""
-    data = _event_data()
-    validated = Event.model_validate(data)
-    assembled = assemble_event(
-        validated.id,
-        validated.occurred,
-        validated.event,
-        validated.resource,
-        validated.related,
-        dict(validated.payload),
-        validated.follows,
-    )
-    assert assembled == validated
-    assert assembled.model_dump_json() == validated.model_dump_json()
-    assert assembled.model_copy() == validated
-    _assert_round_trip(assembled)
+def test_pipeline_built_event_equals_its_validated_twin() -> None:
+    """A dispatcher-built event equals, copies and hashes like a validated one."""
+    with capture_events() as captured:
+        _call_recorded(fail=True)
+    for built in captured:
+        validated = Event.model_validate(built.model_dump())
+        assert built == validated
+        assert built.model_dump_json() == validated.model_dump_json()
+        assert built.model_copy() == validated
+        assert built.model_fields_set == validated.model_fields_set
+        assert hash(built) == hash(validated)
 
 
 def test_emitted_events_round_trip_through_json() -> None:
