@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from blocks._cli_create import create
 from blocks._cli_documents import delete_document, inspect_document, list_documents
 from blocks._cli_errors import CommandError
+from blocks._cli_events import events_app
 from blocks._cli_output import help_without_command
 from blocks._cli_types import register, type_app
 from blocks._errors import BlockError, BlockValidationError
@@ -97,6 +98,7 @@ app.command("ls")(list_documents)
 app.command("inspect")(inspect_document)
 app.command("create")(create)
 app.command("delete")(delete_document)
+app.add_typer(events_app)
 
 
 def _one_line(message: str) -> str:

@@ -1,120 +1,23 @@
-"""Creating the engine for a database URL: drivers, SQLite settings, one per URL.
-
-SQLite runs in WAL mode with a busy timeout, and every transaction starts with
-``BEGIN IMMEDIATE``, so several processes can save at once without "database is
-locked" errors or lost updates. MySQL and MariaDB run at READ COMMITTED. A URL
-without a driver gets the one eventblocks installs (psycopg 3, PyMySQL); a missing
-driver is an error that names the extra to install.
-"""
+"""The document store's engines: :mod:`emitters._engine`, with the blocks' errors."""
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine
 
 from blocks._errors import BlockStoreError
+from emitters._engine import DatabaseURLError, mask_url
+from emitters._engine import engine_for as _engine_for
 
 __all__ = ["engine_for", "mask_url"]
 
 
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<an unreadable database URL>"
-
-
-_DRIVER_EXTRAS = {
-    "postgresql": ("postgresql+psycopg", "postgres"),
-    "mysql": ("mysql+pymysql", "mysql"),
-    "mariadb": ("mariadb+pymysql", "mysql"),
-}
-
-
-def _create_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise BlockStoreError(
-            f"{mask_url(url)!s} is not a valid SQLAlchemy database URL; set "
-            "EVENTBLOCKS_DATABASE_URL to something like "
-            "postgresql+psycopg://user@host/db or sqlite:///path/to/file.db."
-        ) from None
-    backend = parsed.get_backend_name()
-    if parsed.drivername in _DRIVER_EXTRAS:
-        parsed = parsed.set(drivername=_DRIVER_EXTRAS[parsed.drivername][0])
-    extra = _DRIVER_EXTRAS.get(backend, (None, None))[1]
-    try:
-        if backend == "sqlite":
-            return _sqlite_engine(parsed)
-        options: dict[str, Any] = {}
-        if backend in ("mysql", "mariadb"):
-            # InnoDB's default, REPEATABLE READ, would hide a row another process
-            # committed after this transaction's first read.
-            options["isolation_level"] = "READ COMMITTED"
-        return sa.create_engine(
-            parsed, hide_parameters=True, pool_pre_ping=True, **options
-        )
-    except ImportError as exc:
-        hint = f" Install it with: pip install 'eventblocks[{extra}]'." if extra else ""
-        raise BlockStoreError(
-            f"The database driver for {mask_url(url)} is not installed "
-            f"({exc.name or exc}).{hint}"
-        ) from None
-
-
-def _sqlite_engine(parsed: sa.URL) -> Engine:
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(
-        parsed,
-        hide_parameters=True,
-        connect_args={"timeout": 30, "check_same_thread": False},
-    )
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" below decide when a transaction starts.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        if parsed.database and parsed.database != ":memory:":
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Take the write lock up front: two deferred transactions that both
-        # upgrade to writing would make one fail with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def _after_fork() -> None:
-    # Connections are not shared with a forked child: it opens its own.
-    for engine in _engines.values():
-        engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
 def engine_for(url: str) -> Engine:
-    """Return the engine for ``url``, created once per process."""
-    with _engines_lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = _engines[url] = _create_engine(url)
-        return engine
+    """Return the engine for ``url``, created once per process.
+
+    Raises:
+        BlockStoreError: The URL is malformed or its driver is not installed.
+    """
+    try:
+        return _engine_for(url)
+    except DatabaseURLError as exc:
+        raise BlockStoreError(str(exc)) from None

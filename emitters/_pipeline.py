@@ -147,35 +147,73 @@ def _accumulate(total: dict[str, Any], part: Mapping[str, Any]) -> None:
 _PIPELINE = _Pipeline()
 
 
-def default_emitters() -> tuple[Emitter, ...]:
-    """The sinks used when ``configure()`` is given none: ``EVENTBLOCKS_EMITTERS``."""
-    from emitters._console import ConsoleEmitter
+def _sink_factories() -> dict[str, Callable[[], Emitter]]:
+    """The sinks ``EVENTBLOCKS_EMITTERS`` can name, each imported only when named."""
 
-    names = [
-        n.strip().lower()
-        for n in os.environ.get("EVENTBLOCKS_EMITTERS", "").split(",")
-        if n.strip()
-    ]
+    def sql() -> Emitter:
+        from emitters.sql import SQLEventStore
+
+        return SQLEventStore()
+
+    def console() -> Emitter:
+        from emitters._console import ConsoleEmitter
+
+        return ConsoleEmitter()
+
+    def file() -> Emitter:
+        from emitters.file import from_environment
+
+        return from_environment()
+
+    def http() -> Emitter:
+        from emitters.http import from_environment
+
+        return from_environment()
 
     def otel() -> Emitter:
         from emitters.otel import OpenTelemetryEmitter
 
         return OpenTelemetryEmitter()
 
-    known: dict[str, Callable[[], Emitter]] = {"console": ConsoleEmitter, "otel": otel}
+    return {"sql": sql, "console": console, "file": file, "http": http, "otel": otel}
+
+
+def default_emitters() -> tuple[Emitter, ...]:
+    """The sinks used when ``configure()`` is given none.
+
+    ``EVENTBLOCKS_EMITTERS`` names them (a comma list; ``none`` for no sink); when
+    it is unset, events go to the SQL event store on the home database. A name
+    that is unknown, or a sink that cannot be made (a missing setting or extra),
+    is skipped with a warning: telemetry settings never stop the program.
+    """
+    raw = os.environ.get("EVENTBLOCKS_EMITTERS", "").strip()
+    if not raw:
+        raw = "sql"
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    known = _sink_factories()
     out: list[Emitter] = []
     for name in names:
+        if name == "none":
+            continue
         factory = known.get(name)
         if factory is None:
             throttle.warn(
                 f"env:{name}",
-                "EVENTBLOCKS_EMITTERS names %r, which is not available in this "
-                "version (available: %s); it is ignored",
+                "EVENTBLOCKS_EMITTERS names %r, which is not a sink (known: %s, "
+                "or none); it is ignored",
                 name,
                 ", ".join(sorted(known)),
             )
             continue
-        out.append(factory())
+        try:
+            out.append(factory())
+        except (ImportError, ValueError) as exc:
+            throttle.warn(
+                f"env-make:{name}",
+                "EVENTBLOCKS_EMITTERS names %r, which cannot be used: %s",
+                name,
+                exc,
+            )
     return tuple(out)
 
 

@@ -4,11 +4,19 @@ Run it from the repository root::
 
     python examples/quickstart.py
 
-It defines a ``Warehouse`` block with a secret DSN, sends events to an in-memory
-sink, makes a few calls inside ``flow_run("nightly-etl")`` (the third one fails),
-then prints one line per event and answers "which call failed first?". The
+It defines a ``Warehouse`` block with a secret DSN, saves it as ``warehouse/prod``,
+and makes a few calls inside ``flow_run("nightly-etl")`` (the third one fails).
+Nothing is configured, so the events go to the embedded event store in the
+eventblocks home (``~/.eventblocks`` unless ``EVENTBLOCKS_HOME`` says otherwise).
+The script then reads the run back from the store, answers "which call failed
+first?", and shows the block's side: every run that used ``warehouse/prod``. The
 database error names the DSN, as drivers' errors often do; the events carry
 ``**********`` instead, and the script checks that the DSN appears nowhere.
+
+The same questions from a shell::
+
+    eventblocks events timeline --flow-run <the run id it prints>
+    eventblocks events runs --block warehouse/prod
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from blocks import Block, event_payload
-from emitters import Event, MemoryEmitter, configure, flow_run, flush, stats
+from emitters import flow_run, flush, stats
+from emitters.sql import CallRecord, SQLEventStore
 
 DSN = "postgresql://etl:s3cr3t-pa55@warehouse.internal:5432/analytics"
 
@@ -63,54 +72,50 @@ def nightly_etl(warehouse: Warehouse) -> None:
         warehouse.query(f"select * from {table}")
 
 
-def describe(event: Event) -> str:
-    """Return one line for an event: name, duration, and the error if any."""
-    line = f"{event.event:<34}"
-    if "duration_ms" in event.payload:
-        line += f" {event.payload['duration_ms']:8.3f} ms"
-    if "rows" in event.payload:
-        line += f"  rows={event.payload['rows']}"
-    error = event.payload.get("error")
-    if error:
-        line += f"  {error['type']}: {error['message']}"
-    return line.rstrip()
+def describe(call: CallRecord) -> str:
+    """Return one line for a call: block, method, duration, outcome and error."""
+    duration = "" if call.duration_ms is None else f"{call.duration_ms:8.3f} ms"
+    line = f"{call.block}.{call.method:<8} {duration}  {call.outcome}"
+    if call.error_type:
+        line += f"  {call.error_type}: {call.error_message}"
+    return line
 
 
 def main() -> int:
-    """Run the flow, print its events and the first failure; return the exit code."""
-    sink = MemoryEmitter()
-    # Explicit: with nothing configured, events are counted but go to no sink.
-    configure(emitters=[sink])
-
-    warehouse = Warehouse(dsn=DSN)
+    """Run the flow, then read it back from the event store; return the exit code."""
+    Warehouse(dsn=DSN).save("prod", overwrite=True)
+    warehouse = Warehouse.load("prod")
     try:
         with flow_run("nightly-etl") as run:
             nightly_etl(warehouse)
     except WarehouseError:
         pass  # the flow failed; its events say where
-    flush()
+    flush()  # the store now holds every event of the run
 
-    events = sink.events
-    lines = [f"Events of flow run {run.name} ({run.id}):"]
-    lines += [f"  {describe(event)}" for event in events]
+    store = SQLEventStore()  # the home database: where events went by default
+    calls = store.timeline(run.id)
+    lines = [f"Flow run {run.name} ({run.id}), from the event store:"]
+    lines += [f"  {describe(call)}" for call in calls]
 
-    failures = [e for e in events if e.event.endswith(".failed")]
-    calls = [e for e in events if e.event.endswith(".started")]
     lines.append("")
-    if failures:
-        first = failures[0]
-        started = next(e for e in calls if e.id == first.follows)
-        block_type = first.related_by_role("block-type")[0].name
-        method = first.event.split(".")[-2]
-        error = first.payload["error"]
+    first = next((c for c in calls if c.outcome == "failed"), None)
+    if first is not None:
         lines += [
             "Which call failed first?",
-            f"  {block_type}.{method}: call {calls.index(started) + 1} of "
-            f"{len(calls)}, started {started.occurred:%H:%M:%S.%f} UTC",
-            f"  {error['type']}: {error['message']}",
+            f"  {first.block}.{first.method}: call {calls.index(first) + 1} of "
+            f"{len(calls)}, started {first.started:%H:%M:%S.%f} UTC",
+            f"  {first.error_type}: {first.error_message}",
         ]
     else:
         lines.append("No call failed.")
+
+    lines += ["", "Which runs used warehouse/prod? (latest 3)"]
+    for summary in store.runs_for_block("warehouse/prod")[-3:]:
+        lines.append(
+            f"  {summary.flow_run_name or '(no flow run)':<12} "
+            f"{summary.calls} calls, {summary.failures} failed"
+            + (f", last error {summary.last_error_type}" if summary.failures else "")
+        )
 
     counters = stats()
     lines.append(
@@ -120,6 +125,7 @@ def main() -> int:
     )
     print("\n".join(lines))
 
+    events = store.events(flow_run=run.id, limit=None)
     leaked = [e.id for e in events if "s3cr3t" in e.model_dump_json()]
     if leaked or any(DSN in line or "s3cr3t" in line for line in lines):
         print(f"The DSN leaked into {len(leaked)} events.", file=sys.stderr)

@@ -50,14 +50,17 @@ def eventblocks_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _reset_database(url: str) -> None:
     """Drop eventblocks' tables so a test starts from an empty database."""
     from blocks import _store
+    from emitters import _event_tables, sql
 
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
             _store.metadata.drop_all(conn)
+            _event_tables.metadata.drop_all(conn)
     finally:
         engine.dispose()
     _store._ready.discard(url)
+    sql._ready.discard(url)
 
 
 def _server_url(url: str, name: str) -> str:
@@ -73,7 +76,8 @@ def _server_url(url: str, name: str) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database URL for the document store, once per backend, emptied first."""
+    """A database URL for the document and event stores, once per backend, emptied
+    first."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     if request.param == "postgresql":

@@ -59,16 +59,20 @@ def test_example_runs(script: Path) -> None:
 
 
 def test_quickstart_names_the_first_failed_call() -> None:
-    """The quickstart prints every event and names the call that failed first."""
+    """The quickstart reads its run back from the store and names the first failure."""
     result = run_script(EXAMPLES / "quickstart.py")
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert out.count("block.warehouse.query.started") == 3
-    assert out.count("block.warehouse.query.succeeded") == 2
-    assert "block.warehouse.query.failed" in out
+    timeline = out.split("from the event store:", 1)[1].split("Which call", 1)[0]
+    calls = [line.split() for line in timeline.strip().splitlines()]
+    assert [c[0] for c in calls] == ["warehouse/prod.query"] * 3
+    assert [c[3] for c in calls] == ["succeeded", "succeeded", "failed"]
     first = out.split("Which call failed first?", 1)[1]
-    assert "Warehouse.query: call 3 of 3" in first
+    assert "warehouse/prod.query: call 3 of 3" in first
     assert "__main__.WarehouseError: relation public.refunds does not exist" in first
+    runs = out.split("Which runs used warehouse/prod?", 1)[1]
+    assert "nightly-etl  3 calls, 1 failed, last error __main__.WarehouseError" in runs
+    assert "0 dropped" in out
 
 
 def test_quickstart_never_shows_the_secret() -> None:

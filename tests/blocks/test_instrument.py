@@ -136,8 +136,8 @@ class Gauge(Block):
         return key
 
 
-class S3Bucket(Block):
-    """Slug from a name with a digit."""
+class Gcs2Bucket(Block):
+    """Slug from a name with a digit (not S3Bucket: blocks.aws owns that slug)."""
 
     def touch(self) -> None:
         """Do nothing."""
@@ -677,7 +677,7 @@ def test_wrapper_preserves_inspect_kind_predicates(where: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cls", "slug"), [(S3Bucket, "s3-bucket"), (HTTPService, "http-service")]
+    ("cls", "slug"), [(Gcs2Bucket, "gcs2-bucket"), (HTTPService, "http-service")]
 )
 def test_slug_is_kebab_case_of_class_name(cls: type[Any], slug: str) -> None:
     """The type slug defaults to the kebab-case class name and names the events."""
@@ -770,13 +770,13 @@ def test_event_payload_rejects_a_non_callable() -> None:
 def test_unsaved_block_resource_and_block_type_related() -> None:
     """An unsaved block's events are about block.<slug> with no name."""
     with capture_events() as events:
-        S3Bucket().touch()
+        Gcs2Bucket().touch()
     assert len(events) == 2
     for event in events:
-        assert event.resource.id == "block.s3-bucket"
+        assert event.resource.id == "block.gcs2-bucket"
         assert event.resource.name is None
         [block_type] = event.related_by_role("block-type")
-        assert block_type.id == "block-type.s3-bucket"
+        assert block_type.id == "block-type.gcs2-bucket"
 
 
 def test_set_document_changes_the_resource_of_later_calls() -> None:

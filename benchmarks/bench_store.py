@@ -1,0 +1,176 @@
+"""End-to-end throughput into the SQLite event store, against raw ``sqlite3``.
+
+Run: ``python benchmarks/bench_store.py [--calls N] [--repeats R] [--json]``
+
+Each repetition, in a fresh temporary folder:
+
+- store: N block method calls inside a flow run (2N events: started and
+  succeeded), through the pipeline into ``SQLEventStore`` on a new SQLite file,
+  timed from the first call until ``flush()`` returns, with every event stored;
+- raw: the same 2N rows (the very rows the store wrote, read back) inserted with
+  the standard library's ``sqlite3`` ``executemany`` into a new file with the same
+  tables, indexes and settings (WAL, ``synchronous=NORMAL``), one transaction per
+  batch of the pipeline's size, and, stricter, in a single transaction.
+
+Figures are medians of R repetitions; ratios compare rates from this same run
+(DESIGN.md section 7: at least 100,000 events/s, and at least half of raw
+``executemany``), with no event dropped. The queue holds all 2N events, so that
+the measure is the store's rate, not the queue's drop policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from blocks import Block
+from emitters import configure, flow_run, flush, stats
+from emitters._event_tables import EVENT_COLUMNS, metadata
+from emitters.sql import SQLEventStore
+
+BUDGETS = {"events_per_s": 100_000.0, "vs_raw_executemany": 0.5}
+BATCH = 512  # the pipeline's default batch_size
+
+
+class Warehouse(Block):
+    schema_name: str = "public"
+
+    def query(self, sql: str) -> int:
+        return len(sql)
+
+
+def _store_run(folder: Path, calls: int) -> tuple[float, str]:
+    url = f"sqlite:///{folder / 'store.db'}"
+    store = SQLEventStore(url)
+    store.engine  # noqa: B018 - create the file and the tables before timing
+    configure(emitters=[store], queue_size=2 * calls + 16, batch_size=BATCH)
+    block = Warehouse()
+    query = block.query
+    with flow_run("bench"):
+        start = time.perf_counter()
+        for _ in range(calls):
+            query("select 1")
+        flushed = flush(timeout=300)
+        elapsed = time.perf_counter() - start
+    counters = stats()
+    if not flushed or counters["dropped"] or counters["failed"]["SQLEventStore"]:
+        raise SystemExit(f"the store run lost events: {counters}")
+    with sa.create_engine(url).connect() as conn:
+        stored = conn.exec_driver_sql("select count(*) from eventblocks_events")
+        if stored.scalar_one() != 2 * calls:
+            raise SystemExit("the store did not store every event")
+    configure(emitters=[])
+    return elapsed, url
+
+
+def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
+    """Time raw executemany of the stored rows: per batch, and in one transaction."""
+    engine = sa.create_engine(source_url)
+    with engine.connect() as conn:
+        columns = ", ".join(EVENT_COLUMNS)
+        rows = [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                f"select {columns} from eventblocks_events order by occurred_us, id"
+            )
+        ]
+    engine.dispose()
+    placeholders = ", ".join("?" for _ in EVENT_COLUMNS)
+    sql = f"INSERT INTO eventblocks_events ({columns}) VALUES ({placeholders})"
+    timings = []
+    for mode in ("batched", "single"):
+        path = folder / f"raw-{mode}.db"
+        schema = sa.create_engine(f"sqlite:///{path}")
+        metadata.create_all(schema)
+        schema.dispose()
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        step = BATCH if mode == "batched" else len(rows)
+        start = time.perf_counter()
+        for i in range(0, len(rows), step):
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(sql, rows[i : i + step])
+            db.execute("COMMIT")
+        timings.append(time.perf_counter() - start)
+        db.close()
+    return timings[0], timings[1]
+
+
+def measure(calls: int, repeats: int) -> dict[str, Any]:
+    store_s, batched_s, single_s = [], [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            elapsed, url = _store_run(folder, calls)
+            batched, single = _raw_runs(folder, url)
+        store_s.append(elapsed)
+        batched_s.append(batched)
+        single_s.append(single)
+    events = 2 * calls
+    store_rate = events / statistics.median(store_s)
+    raw_batched = events / statistics.median(batched_s)
+    raw_single = events / statistics.median(single_s)
+    return {
+        "calls": calls,
+        "events": events,
+        "repeats": repeats,
+        "events_per_s": {
+            "store_end_to_end": store_rate,
+            "raw_executemany_batched": raw_batched,
+            "raw_executemany_single_transaction": raw_single,
+        },
+        "ratios": {
+            "events_per_s_vs_budget": store_rate / BUDGETS["events_per_s"],
+            "vs_raw_batched": store_rate / raw_batched,
+            "vs_raw_single_transaction": store_rate / raw_single,
+        },
+        "budgets": BUDGETS,
+        "dropped": 0,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    rates, ratios = result["events_per_s"], result["ratios"]
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISS"
+
+    return "\n".join(
+        [
+            f"{result['calls']:,} calls = {result['events']:,} events, "
+            f"median of {result['repeats']}, nothing dropped",
+            f"  store, end to end       {rates['store_end_to_end']:>12,.0f} events/s  "
+            f"{ratios['events_per_s_vs_budget']:.2f}x the 100,000/s budget  "
+            f"{verdict(ratios['events_per_s_vs_budget'] >= 1)}",
+            f"  raw executemany, batch  {rates['raw_executemany_batched']:>12,.0f} rows/s  "
+            f"store/raw {ratios['vs_raw_batched']:.2f} (budget >= 0.5)  "
+            f"{verdict(ratios['vs_raw_batched'] >= 0.5)}",
+            f"  raw executemany, one tx {rates['raw_executemany_single_transaction']:>12,.0f}"
+            f" rows/s  store/raw {ratios['vs_raw_single_transaction']:.2f} "
+            f"(budget >= 0.5)  {verdict(ratios['vs_raw_single_transaction'] >= 0.5)}",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = measure(args.calls, args.repeats)
+    print(json.dumps(result, indent=2) if args.json else report(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

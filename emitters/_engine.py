@@ -1,0 +1,135 @@
+"""Creating the engine for a database URL: drivers, SQLite settings, one per URL.
+
+SQLite runs in WAL mode (``synchronous = NORMAL``) with a busy timeout, and every
+transaction starts with ``BEGIN IMMEDIATE``, so several processes can write at
+once without "database is locked" errors or lost updates. MySQL and MariaDB run
+at READ COMMITTED. A URL without a driver gets the one eventblocks installs
+(psycopg 3, PyMySQL); a missing driver is an error that names the extra to install.
+
+Both stores use it: the block documents (``blocks``) and the event store
+(:mod:`emitters.sql`), so one process keeps one engine per URL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import NoSuchModuleError
+
+__all__ = ["DatabaseURLError", "engine_for", "mask_url"]
+
+
+class DatabaseURLError(ValueError):
+    """A database URL cannot be used: it is malformed or its driver is missing."""
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***``, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<an unreadable database URL>"
+
+
+_DRIVER_EXTRAS = {
+    "postgresql": ("postgresql+psycopg", "postgres"),
+    "mysql": ("mysql+pymysql", "mysql"),
+    "mariadb": ("mariadb+pymysql", "mysql"),
+}
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise DatabaseURLError(
+            f"{mask_url(url)!s} is not a valid SQLAlchemy database URL; set "
+            "EVENTBLOCKS_DATABASE_URL to something like "
+            "postgresql+psycopg://user@host/db or sqlite:///path/to/file.db."
+        ) from None
+    backend = parsed.get_backend_name()
+    if parsed.drivername in _DRIVER_EXTRAS:
+        parsed = parsed.set(drivername=_DRIVER_EXTRAS[parsed.drivername][0])
+    extra = _DRIVER_EXTRAS.get(backend, (None, None))[1]
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(parsed)
+        options: dict[str, Any] = {}
+        if backend in ("mysql", "mariadb"):
+            # InnoDB's default, REPEATABLE READ, would hide a row another process
+            # committed after this transaction's first read.
+            options["isolation_level"] = "READ COMMITTED"
+        return sa.create_engine(
+            parsed, hide_parameters=True, pool_pre_ping=True, **options
+        )
+    except NoSuchModuleError:
+        raise DatabaseURLError(
+            f"{mask_url(url)} names a database that SQLAlchemy does not know "
+            f"({parsed.drivername!r}); use postgresql, mysql, mariadb or sqlite."
+        ) from None
+    except ImportError as exc:
+        hint = f" Install it with: pip install 'eventblocks[{extra}]'." if extra else ""
+        raise DatabaseURLError(
+            f"The database driver for {mask_url(url)} is not installed "
+            f"({exc.name or exc}).{hint}"
+        ) from None
+
+
+def _sqlite_engine(parsed: sa.URL) -> Engine:
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        parsed,
+        hide_parameters=True,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" below decide when a transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        if parsed.database and parsed.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+            # process crash loses nothing, a power cut may lose the last commits,
+            # and the database is never corrupted.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Take the write lock up front: two deferred transactions that both
+        # upgrade to writing would make one fail with "database is locked".
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    # Connections are not shared with a forked child: it opens its own.
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def engine_for(url: str) -> Engine:
+    """Return the engine for ``url``, created once per process."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _create_engine(url)
+        return engine

@@ -1,0 +1,214 @@
+"""The event store's tables, and events turned into rows and back.
+
+An event is one row of ``eventblocks_events``: the columns its queries filter on
+(time, name, resource, block type, flow run), and the rest as JSON text. Ids are
+32 hexadecimal digits (``UUID.hex``), and times are
+integer microseconds since the epoch (UTC): exact, fast to write, and ordered the
+same way in every database. Related documents with the role ``nested-block`` also
+get a row in ``eventblocks_event_links``, so "every event that used this document"
+is an indexed lookup rather than a scan of the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from emitters._model import Event, RelatedResource, Resource
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "LINK_COLUMNS",
+    "RowEncoder",
+    "event_from_row",
+    "event_links",
+    "events_table",
+    "from_micros",
+    "metadata",
+    "to_micros",
+]
+
+metadata = sa.MetaData()
+
+events_table = sa.Table(
+    "eventblocks_events",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("occurred_us", sa.BigInteger, nullable=False),
+    sa.Column("event", sa.String(255), nullable=False),
+    sa.Column("resource_id", sa.String(255), nullable=False),
+    sa.Column("resource_name", sa.String(255), nullable=True),
+    sa.Column("block_type", sa.String(128), nullable=True),
+    sa.Column("flow_run_id", sa.String(64), nullable=True),
+    sa.Column("flow_run_name", sa.String(255), nullable=True),
+    sa.Column("follows", sa.String(32), nullable=True),
+    sa.Column("resource_labels", sa.Text, nullable=False),
+    sa.Column("related", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Index("ix_eventblocks_events_occurred", "occurred_us"),
+    sa.Index("ix_eventblocks_events_flow_run", "flow_run_id", "occurred_us"),
+    sa.Index("ix_eventblocks_events_resource", "resource_id", "occurred_us"),
+    sa.Index("ix_eventblocks_events_block", "block_type", "resource_name"),
+)
+
+event_links = sa.Table(
+    "eventblocks_event_links",
+    metadata,
+    sa.Column("event_id", sa.String(32), primary_key=True),
+    sa.Column("resource_id", sa.String(255), primary_key=True),
+    sa.Column("role", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("block_type", sa.String(128), nullable=True),
+    sa.Index("ix_eventblocks_event_links_block", "block_type", "name"),
+    sa.Index("ix_eventblocks_event_links_resource", "resource_id"),
+)
+
+EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
+LINK_COLUMNS = tuple(c.name for c in event_links.columns)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_LINKED_ROLES = frozenset({"nested-block"})
+
+
+def to_micros(moment: datetime) -> int:
+    """Return an aware datetime as integer microseconds since the epoch."""
+    return (moment - _EPOCH) // _MICRO
+
+
+def from_micros(micros: int) -> datetime:
+    """Return the aware UTC datetime of ``micros`` microseconds since the epoch."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _related_json(related: Sequence[RelatedResource]) -> str:
+    return json.dumps(
+        [
+            {"id": r.id, "role": r.role, "name": r.name, "labels": dict(r.labels)}
+            for r in related
+        ],
+        separators=(",", ":"),
+    )
+
+
+class RowEncoder:
+    """Turns events into rows, caching the parts that repeat between events.
+
+    A block's resource and a call's related resources are shared objects from one
+    event to the next, so their JSON and the columns drawn from them are computed
+    once per object. Each cache entry keeps its object, so an ``id()`` cannot be
+    reused while the entry exists. Used by one thread at a time.
+    """
+
+    _MAX = 2048
+
+    def __init__(self) -> None:
+        self._resources: dict[int, tuple[Resource, tuple[Any, ...]]] = {}
+        self._related: dict[
+            int, tuple[tuple[RelatedResource, ...], tuple[Any, ...], list[Any]]
+        ] = {}
+
+    def _resource_parts(self, resource: Resource) -> tuple[Any, ...]:
+        hit = self._resources.get(id(resource))
+        if hit is not None and hit[0] is resource:
+            return hit[1]
+        labels = resource.labels
+        parts = (
+            resource.id,
+            resource.name,
+            labels.get("block-type"),
+            json.dumps(dict(labels), separators=(",", ":")),
+        )
+        if len(self._resources) >= self._MAX:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, parts)
+        return parts
+
+    def _related_parts(
+        self, related: tuple[RelatedResource, ...]
+    ) -> tuple[tuple[Any, ...], list[Any]]:
+        hit = self._related.get(id(related))
+        if hit is not None and hit[0] is related:
+            return hit[1], hit[2]
+        flow_run = flow_run_name = None
+        links: list[tuple[str, str, str | None, str | None]] = []
+        for r in related:
+            if r.role == "flow-run" and flow_run is None:
+                flow_run = r.id.removeprefix("flow-run.")
+                flow_run_name = r.name
+            elif r.role in _LINKED_ROLES:
+                links.append((r.id, r.role, r.name, r.labels.get("block-type")))
+        parts = (flow_run, flow_run_name, _related_json(related))
+        if len(self._related) >= self._MAX:
+            self._related.clear()
+        self._related[id(related)] = (related, parts, links)
+        return parts, links
+
+    def rows(
+        self, events: Iterable[Event]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Return the event rows and link rows for ``events``, in column order."""
+        rows: list[tuple[Any, ...]] = []
+        link_rows: list[tuple[Any, ...]] = []
+        resource_parts, related_parts = self._resource_parts, self._related_parts
+        dumps, epoch, micro = json.dumps, _EPOCH, _MICRO
+        for event in events:
+            rid, rname, block_type, labels = resource_parts(event.resource)
+            (flow_run, run_name, related), links = related_parts(event.related)
+            event_id = event.id.hex
+            payload = event.payload
+            if not payload:
+                payload_json = "{}"
+            elif len(payload) == 1 and type(payload.get("duration_ms")) is float:
+                # An outcome's usual payload, without the encoder's set-up cost.
+                payload_json = f'{{"duration_ms":{payload["duration_ms"]!r}}}'
+            else:
+                payload_json = dumps(payload)
+            follows = event.follows
+            rows.append(
+                (
+                    event_id,
+                    (event.occurred - epoch) // micro,
+                    event.event,
+                    rid,
+                    rname,
+                    block_type,
+                    flow_run,
+                    run_name,
+                    None if follows is None else follows.hex,
+                    labels,
+                    related,
+                    payload_json,
+                )
+            )
+            for link in links:
+                link_rows.append((event_id, *link))
+        return rows, link_rows
+
+
+def event_from_row(row: Any) -> Event:
+    """Rebuild the event stored in ``row`` (a row of ``eventblocks_events``)."""
+    related = tuple(
+        RelatedResource(
+            id=r["id"], role=r["role"], name=r.get("name"), labels=r.get("labels", {})
+        )
+        for r in json.loads(row.related)
+    )
+    return Event(
+        id=UUID(hex=row.id),
+        occurred=from_micros(row.occurred_us),
+        event=row.event,
+        resource=Resource(
+            id=row.resource_id,
+            name=row.resource_name,
+            labels=json.loads(row.resource_labels),
+        ),
+        related=related,
+        payload=json.loads(row.payload),
+        follows=None if row.follows is None else UUID(hex=row.follows),
+    )
