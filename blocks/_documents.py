@@ -275,8 +275,7 @@ def _store_type_in(
 def store_type(cls: type[Block], store: DocumentStore | None = None) -> TypeRecord:
     """Record the block type ``cls`` and its current schema in the database."""
     store = store or DocumentStore()
-    with store.transaction() as conn:
-        type_record, _ = _store_type_in(store, conn, cls)
+    type_record, _ = store.run(lambda conn: _store_type_in(store, conn, cls))
     return type_record
 
 
@@ -325,10 +324,13 @@ def save_block(
     check_name(name)
     store = store or DocumentStore()
     saved: list[tuple[Block, uuid.UUID, str]] = []
-    with store.transaction() as conn:
-        document_id = _save_in(
-            store, conn, SecretCipher(), block, name, overwrite, saved
-        )
+    cipher = SecretCipher()
+
+    def save(conn: Connection) -> uuid.UUID:
+        saved.clear()  # a transaction run again starts over
+        return _save_in(store, conn, cipher, block, name, overwrite, saved)
+
+    document_id = store.run(save)
     # Only once the transaction committed do the instances take their identity;
     # nested blocks saved with this one come first, as they were written.
     for instance, saved_id, saved_name in saved:

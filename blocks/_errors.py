@@ -91,7 +91,14 @@ class BlockDecryptionError(BlockError):
 
 
 class BlockStoreError(BlockError):
-    """The document database cannot be reached or used."""
+    """The document database cannot be reached or used.
+
+    Attributes:
+        transient: True when the database aborted the transaction to break a
+            deadlock or a serialization conflict; running it again may succeed.
+    """
+
+    transient: bool = False
 
 
 class BlockDefinitionError(BlockError, TypeError):

@@ -13,9 +13,9 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -57,6 +57,20 @@ __all__ = [
 
 # URLs whose tables were checked in this process.
 _ready: set[str] = set()
+
+T = TypeVar("T")
+
+# Deadlock and serialization failures: PostgreSQL SQLSTATEs, MySQL/MariaDB errnos.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+_TRANSIENT_ERRNOS = frozenset({1213, 1205})
+
+
+def _is_transient(orig: object) -> bool:
+    """Whether a driver error means "run the transaction again"."""
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] in _TRANSIENT_ERRNOS
 
 
 class DocumentStore:
@@ -132,18 +146,43 @@ class DocumentStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A transaction; database errors become a one-line ``BlockStoreError``."""
+        """A transaction; database errors become a one-line ``BlockStoreError``.
+
+        The error's ``transient`` attribute is True when the database gave up the
+        transaction to break a deadlock or a serialization conflict: the same work
+        may succeed when run again (see :meth:`run`).
+        """
         try:
             with self.engine.begin() as conn:
                 yield conn
         except (BlockExistsError, BlockNotFoundError):
             raise
         except SQLAlchemyError as exc:
-            cause = type(getattr(exc, "orig", None) or exc).__name__
-            raise BlockStoreError(
+            orig = getattr(exc, "orig", None)
+            cause = type(orig or exc).__name__
+            error = BlockStoreError(
                 f"The document database {mask_url(self.url)} failed: {cause}: "
-                f"{str(getattr(exc, 'orig', None) or exc).splitlines()[0]}"
-            ) from None
+                f"{str(orig or exc).splitlines()[0]}"
+            )
+            error.transient = _is_transient(orig)
+            raise error from None
+
+    def run(self, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
+        """Return ``work(conn)`` run in a transaction, run again after a deadlock.
+
+        PostgreSQL and MariaDB abort one of two transactions that wait for each
+        other; concurrent saves can meet that way. The aborted one has written
+        nothing, so it is run again after a short, random wait.
+        """
+        for attempt in range(attempts):
+            try:
+                with self.transaction() as conn:
+                    return work(conn)
+            except BlockStoreError as exc:
+                if not exc.transient or attempt == attempts - 1:
+                    raise
+                time.sleep(0.01 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the database."""
