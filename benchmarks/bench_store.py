@@ -15,7 +15,8 @@ Each repetition, in a fresh temporary folder:
 Figures are medians of R repetitions; ratios compare rates from this same run
 (DESIGN.md section 7: at least 100,000 events/s, and at least half of raw
 ``executemany``), with no event dropped. The queue holds all 2N events, so that
-the measure is the store's rate, not the queue's drop policy.
+the measure is the store's rate, not the queue's drop policy; the report says how
+many events did not reach the store (0 expected).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from blocks import Block
-from emitters import configure, flow_run, flush, stats
+from emitters import configure, flow_run, flush
 from emitters._event_tables import EVENT_COLUMNS, metadata
 from emitters.sql import SQLEventStore
 
@@ -48,7 +49,8 @@ class Warehouse(Block):
         return len(sql)
 
 
-def _store_run(folder: Path, calls: int) -> tuple[float, str]:
+def _store_run(folder: Path, calls: int) -> tuple[float, str, int]:
+    """Time the calls into a new store; return seconds, URL and events lost."""
     url = f"sqlite:///{folder / 'store.db'}"
     store = SQLEventStore(url)
     store.engine  # noqa: B018 - create the file and the tables before timing
@@ -61,15 +63,13 @@ def _store_run(folder: Path, calls: int) -> tuple[float, str]:
             query("select 1")
         flushed = flush(timeout=300)
         elapsed = time.perf_counter() - start
-    counters = stats()
-    if not flushed or counters["dropped"] or counters["failed"]["SQLEventStore"]:
-        raise SystemExit(f"the store run lost events: {counters}")
+    configure(emitters=[])
+    if not flushed:
+        raise SystemExit("flush() timed out")
     with sa.create_engine(url).connect() as conn:
         stored = conn.exec_driver_sql("select count(*) from eventblocks_events")
-        if stored.scalar_one() != 2 * calls:
-            raise SystemExit("the store did not store every event")
-    configure(emitters=[])
-    return elapsed, url
+        lost = 2 * calls - stored.scalar_one()
+    return elapsed, url, lost
 
 
 def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
@@ -107,15 +107,16 @@ def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
 
 
 def measure(calls: int, repeats: int) -> dict[str, Any]:
-    store_s, batched_s, single_s = [], [], []
+    store_s, batched_s, single_s, lost = [], [], [], 0
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            elapsed, url = _store_run(folder, calls)
+            elapsed, url, missing = _store_run(folder, calls)
             batched, single = _raw_runs(folder, url)
         store_s.append(elapsed)
         batched_s.append(batched)
         single_s.append(single)
+        lost += missing
     events = 2 * calls
     store_rate = events / statistics.median(store_s)
     raw_batched = events / statistics.median(batched_s)
@@ -135,7 +136,7 @@ def measure(calls: int, repeats: int) -> dict[str, Any]:
             "vs_raw_single_transaction": store_rate / raw_single,
         },
         "budgets": BUDGETS,
-        "dropped": 0,
+        "dropped": lost,
     }
 
 
@@ -145,21 +146,27 @@ def report(result: dict[str, Any]) -> str:
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISS"
 
-    return "\n".join(
-        [
-            f"{result['calls']:,} calls = {result['events']:,} events, "
-            f"median of {result['repeats']}, nothing dropped",
-            f"  store, end to end       {rates['store_end_to_end']:>12,.0f} events/s  "
-            f"{ratios['events_per_s_vs_budget']:.2f}x the 100,000/s budget  "
-            f"{verdict(ratios['events_per_s_vs_budget'] >= 1)}",
-            f"  raw executemany, batch  {rates['raw_executemany_batched']:>12,.0f} rows/s  "
-            f"store/raw {ratios['vs_raw_batched']:.2f} (budget >= 0.5)  "
-            f"{verdict(ratios['vs_raw_batched'] >= 0.5)}",
-            f"  raw executemany, one tx {rates['raw_executemany_single_transaction']:>12,.0f}"
-            f" rows/s  store/raw {ratios['vs_raw_single_transaction']:.2f} "
-            f"(budget >= 0.5)  {verdict(ratios['vs_raw_single_transaction'] >= 0.5)}",
-        ]
-    )
+    raw_rows = [
+        ("raw executemany, batches", "raw_executemany_batched", "vs_raw_batched"),
+        (
+            "raw executemany, one tx",
+            "raw_executemany_single_transaction",
+            "vs_raw_single_transaction",
+        ),
+    ]
+    lines = [
+        f"{result['calls']:,} calls = {result['events']:,} events, "
+        f"median of {result['repeats']}, {result['dropped']} not stored",
+        f"  {'store, end to end':<26}{rates['store_end_to_end']:>10,.0f} events/s  "
+        f"{ratios['events_per_s_vs_budget']:.2f}x the 100,000/s budget  "
+        f"{verdict(ratios['events_per_s_vs_budget'] >= 1)}",
+    ]
+    for label, rate, ratio in raw_rows:
+        lines.append(
+            f"  {label:<26}{rates[rate]:>10,.0f} rows/s    store/raw "
+            f"{ratios[ratio]:.2f} (budget >= 0.5)  {verdict(ratios[ratio] >= 0.5)}"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:

@@ -70,3 +70,24 @@ def test_memory_stays_bounded_against_a_stalled_sink() -> None:
     growth = result["growth_mb"]
     assert isinstance(growth, float)
     assert growth < 50.0
+
+
+def test_store_benchmark_stores_every_event_and_reports_ratios() -> None:
+    """bench_store.py stores every event and compares with raw executemany."""
+    result = _run("bench_store.py", "--calls", "2000", "--repeats", "1")
+    assert result["events"] == 4000
+    assert result["dropped"] == 0
+    rates = result["events_per_s"]
+    assert isinstance(rates, dict)
+    assert set(rates) == {
+        "store_end_to_end",
+        "raw_executemany_batched",
+        "raw_executemany_single_transaction",
+    }
+    assert all(isinstance(v, float) and v > 0 for v in rates.values())
+    ratios = result["ratios"]
+    assert isinstance(ratios, dict)
+    assert (
+        ratios["vs_raw_batched"]
+        == rates["store_end_to_end"] / rates["raw_executemany_batched"]
+    )
