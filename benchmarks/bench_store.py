@@ -1,6 +1,6 @@
 """End-to-end throughput into the SQLite event store, against raw ``sqlite3``.
 
-Run: ``python benchmarks/bench_store.py [--calls N] [--repeats R] [--json]``
+Run: ``python benchmarks/bench_store.py [--calls N] [--repeats R] [--batch B] [--json]``
 
 Each repetition, in a fresh temporary folder:
 
@@ -39,7 +39,7 @@ from emitters._event_tables import EVENT_COLUMNS, metadata
 from emitters.sql import SQLEventStore
 
 BUDGETS = {"events_per_s": 100_000.0, "vs_raw_executemany": 0.5}
-BATCH = 512  # the pipeline's default batch_size
+BATCH = 512  # the pipeline's default batch_size; --batch changes it
 
 
 class Warehouse(Block):
@@ -173,8 +173,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    globals()["BATCH"] = args.batch
     result = measure(args.calls, args.repeats)
     print(json.dumps(result, indent=2) if args.json else report(result))
 

@@ -41,6 +41,20 @@ class ThrottledLog:
 throttle = ThrottledLog()
 
 
+class FlushRequest(threading.Event):
+    """A flush queued behind a sink's batches: set when done, with the sink's answer.
+
+    Attributes:
+        deadline: The ``time.monotonic()`` by which the flush should end, or None.
+        ok: What the sink's ``flush`` returned (False if it raised).
+    """
+
+    def __init__(self, deadline: float | None) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.ok = False
+
+
 class SinkWorker:
     """Delivers batches to one sink from its own thread, with a bounded backlog."""
 
@@ -51,9 +65,7 @@ class SinkWorker:
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
-        self._items: deque[tuple[Sequence[Event] | None, threading.Event | None]] = (
-            deque()
-        )
+        self._items: deque[tuple[Sequence[Event] | None, FlushRequest | None]] = deque()
         self._pending = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -81,8 +93,9 @@ class SinkWorker:
                 )
             self._cond.notify()
 
-    def request_flush(self) -> threading.Event:
-        done = threading.Event()
+    def request_flush(self, deadline: float | None = None) -> FlushRequest:
+        """Queue a flush of the sink after the batches before it; see FlushRequest."""
+        done = FlushRequest(deadline)
         with self._cond:
             self._items.append((None, done))
             self._cond.notify()
@@ -106,8 +119,8 @@ class SinkWorker:
             if batch is not None:
                 self._deliver(batch)
             else:
-                self._flush()
-                assert marker is not None
+                assert isinstance(marker, FlushRequest)
+                marker.ok = self._flush(marker.deadline)
                 marker.set()
 
     def _deliver(self, batch: Sequence[Event]) -> None:
@@ -126,9 +139,10 @@ class SinkWorker:
         else:
             self.delivered += len(batch)
 
-    def _flush(self) -> None:
+    def _flush(self, deadline: float | None) -> bool:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            self.emitter.flush(None)
+            return bool(self.emitter.flush(timeout))
         except Exception as exc:
             throttle.warn(
                 f"flush:{self.name}",
@@ -137,6 +151,7 @@ class SinkWorker:
                 type(exc).__name__,
                 redact_text(str(exc)),
             )
+            return False
 
     def shutdown(self, timeout: float, *, close_sink: bool = True) -> bool:
         """Deliver the backlog, stop the thread and close the sink, within timeout.
@@ -148,10 +163,11 @@ class SinkWorker:
         """
         self.close()
         self.thread.join(timeout)
-        if self.thread.is_alive():
-            return False
+        finished = not self.thread.is_alive()
         if not close_sink:
-            return True
+            return finished
+        # A sink still busy (waiting out a retry, a hung socket) is closed all the
+        # same, from this thread, so that it can abandon what it waits for.
         try:
             self.emitter.close()
         except Exception as exc:
@@ -162,4 +178,4 @@ class SinkWorker:
                 type(exc).__name__,
                 redact_text(str(exc)),
             )
-        return True
+        return finished

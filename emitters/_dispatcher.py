@@ -240,13 +240,14 @@ class Dispatcher:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.drain_wait(timeout):
             return False
-        markers = [w.request_flush() for w in self.workers]
+        markers = [w.request_flush(deadline) for w in self.workers]
         ok = True
         for marker in markers:
             remaining = (
                 None if deadline is None else max(0.0, deadline - time.monotonic())
             )
-            ok = marker.wait(remaining) and ok
+            # True only if the sink got there in time and said its flush worked.
+            ok = marker.wait(remaining) and marker.ok and ok
         return ok
 
     def stop(self, timeout: float, keep: frozenset[int] = frozenset()) -> bool:

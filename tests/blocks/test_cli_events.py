@@ -92,7 +92,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_the_default_store_records_a_script_with_nothing_configured(
     story: dict[str, Any],
 ) -> None:
-    """With no configuration, events go to the home database and events ls shows them."""
+    """With no configuration, events reach the home database; events ls shows them."""
     done = _cli("events", "ls", "--json", "--limit", "100", home=story["home"])
     assert done.returncode == 0, done.stderr
     names = [e["event"] for e in json.loads(done.stdout)]
@@ -134,8 +134,10 @@ def test_events_timeline_marks_the_first_failure(story: dict[str, Any]) -> None:
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "ledger/books" in line]
     assert len(lines) == 3
-    assert "succeeded" in lines[0] and "ms" in lines[0]
-    assert "first failure" in lines[1] and "KeyError" in lines[1]
+    assert "succeeded" in lines[0]
+    assert "ms" in lines[0]
+    assert "first failure" in lines[1]
+    assert "KeyError" in lines[1]
     assert "first failure" not in lines[2]
     as_json = _cli(
         "events", "timeline", "--flow-run", story["bad"], "--json", home=story["home"]
@@ -168,7 +170,8 @@ def test_events_runs_shows_the_block_side(story: dict[str, Any]) -> None:
     assert runs[story["bad"]]["last_error_type"] == "KeyError"
     assert runs[story["bad"]]["flow_run_name"] == "monthly"
     table = _cli("events", "runs", "--block", "ledger/books", home=story["home"])
-    assert story["bad"] in table.stdout and "KeyError" in table.stdout
+    assert story["bad"] in table.stdout
+    assert "KeyError" in table.stdout
 
 
 def test_no_secret_reaches_the_store_or_the_cli(story: dict[str, Any]) -> None:
@@ -193,21 +196,23 @@ def test_since_rejects_what_is_not_a_duration(
     """--since takes 30m, 2h, 7d; anything else is a usage error naming the option."""
     done = _cli("events", "ls", "--since", since, home=story["home"])
     assert done.returncode == 2
-    assert "--since" in done.stderr and "30m" in done.stderr
+    assert "--since" in done.stderr
+    assert "30m" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_bad_block_and_empty_results_are_clear(story: dict[str, Any]) -> None:
-    """A malformed --block is one error line; unknown names print that nothing matched."""
+    """A malformed --block is one error line; an unknown name says nothing matched."""
     bad = _cli("events", "runs", "--block", "Not A Block", home=story["home"])
     assert bad.returncode == 1
     assert bad.stderr.startswith("Error: block must be")
     assert "Traceback" not in bad.stderr
     none = _cli("events", "runs", "--block", "ledger/other", home=story["home"])
-    assert (
-        none.returncode == 0 and "No stored event involves ledger/other" in none.stdout
-    )
+    assert none.returncode == 0
+    assert "No stored event involves ledger/other" in none.stdout
     empty = _cli("events", "timeline", "--flow-run", "nope", home=story["home"])
-    assert empty.returncode == 0 and "No calls stored for flow run nope" in empty.stdout
+    assert empty.returncode == 0
+    assert "No calls stored for flow run nope" in empty.stdout
     missing = _cli("events", "runs", home=story["home"])
-    assert missing.returncode == 2 and "--block" in missing.stderr
+    assert missing.returncode == 2
+    assert "--block" in missing.stderr

@@ -1,4 +1,4 @@
-"""Which sinks ``configure()`` uses when given none: EVENTBLOCKS_EMITTERS, else the store."""
+"""Sinks ``configure()`` uses when given none: EVENTBLOCKS_EMITTERS, or the store."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def test_the_default_follows_the_database_url(monkeypatch: pytest.MonkeyPatch) -
     url = "postgresql+psycopg://someone@db.internal/events"
     monkeypatch.setenv("EVENTBLOCKS_DATABASE_URL", url)
     [store] = default_emitters()
-    assert isinstance(store, SQLEventStore) and store.url == url
+    assert isinstance(store, SQLEventStore)
+    assert store.url == url
 
 
 def test_configure_without_emitters_stores_events(
@@ -70,5 +71,6 @@ def test_an_unknown_or_unusable_sink_is_skipped_with_a_warning(
         sinks = default_emitters()
     assert [type(e) for e in sinks] == [ConsoleEmitter]
     text = caplog.text
-    assert "'consle'" in text and "known: console, file, http, otel, sql, or none" in text
+    assert "'consle'" in text
+    assert "known: console, file, http, otel, sql, or none" in text
     assert "EVENTBLOCKS_HTTP_URL" in text

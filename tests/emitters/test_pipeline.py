@@ -705,3 +705,61 @@ def test_emitter_without_emit_batch_cannot_be_instantiated() -> None:
 
     with pytest.raises(TypeError, match="emit_batch"):
         Incomplete()  # type: ignore[abstract]
+
+
+class _Answering(Emitter):
+    """A sink whose flush answers False, or raises."""
+
+    def __init__(self, *, raises: bool = False) -> None:
+        super().__init__()
+        self.raises = raises
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        """Accept the batch."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Report that the events are not durable yet."""
+        if self.raises:
+            raise OSError("disk gone")
+        return False
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_flush_reports_a_sink_that_could_not_flush(raises: bool) -> None:
+    """flush() is False when a sink's flush returns False or raises."""
+    configure(emitters=[_Answering(raises=raises)])
+    emit_event("job.step", {"id": "job.1"})
+    assert flush(5) is False
+    configure(emitters=[MemoryEmitter()])
+    emit_event("job.step", {"id": "job.1"})
+    assert flush(5) is True
+
+
+class _Busy(Emitter):
+    """A sink stuck in a wait that only close() ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.closed = threading.Event()
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        """Wait until closed, as a sink waiting out a retry would."""
+        self.entered.set()
+        self.closed.wait(30)
+
+    def close(self) -> None:
+        """Wake the waiting delivery."""
+        self.closed.set()
+
+
+def test_shutdown_closes_a_sink_that_is_still_busy() -> None:
+    """A sink busy past the timeout is still closed, so that it can stop waiting."""
+    sink = _Busy()
+    configure(emitters=[sink])
+    emit_event("job.step", {"id": "job.1"})
+    assert sink.entered.wait(5)
+    started = time.monotonic()
+    assert shutdown(timeout=0.3) is False
+    assert sink.closed.is_set()
+    assert time.monotonic() - started < 5

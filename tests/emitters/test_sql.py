@@ -198,7 +198,8 @@ def test_events_by_block_include_nested_block_events(store: SQLEventStore) -> No
 def test_events_filters(store: SQLEventStore) -> None:
     """flow_run, resource_id, name globs, failed and time bounds filter as named."""
     run_2 = store.events(flow_run="run-2", limit=None)
-    assert len(run_2) == 4 and all(e.related_by_role("flow-run") for e in run_2)
+    assert len(run_2) == 4
+    assert all(e.related_by_role("flow-run") for e in run_2)
     assert [e.event for e in store.events(flow_run="run-2", failed=True)] == [
         "block.s3-bucket.read_path.failed",
         "block.s3-bucket.list_objects.failed",
@@ -363,11 +364,12 @@ def test_a_bad_url_is_a_clear_error_without_the_password() -> None:
     """A malformed URL or a missing driver names the cause and masks the password."""
     password = secrets.token_hex(8)
     store = SQLEventStore(f"nosuchdb://user:{password}@localhost/x")
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="nosuchdb") as caught:
         store.events()
     assert password not in str(caught.value)
     assert "localhost" in str(caught.value)
-    assert password not in repr(store) and password not in store.display_url
+    assert password not in repr(store)
+    assert password not in store.display_url
 
 
 def test_an_unusable_database_is_counted_not_raised(tmp_path: Path) -> None:
@@ -424,7 +426,8 @@ def test_two_processes_write_one_sqlite_store_at_once(tmp_path: Path) -> None:
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-        assert "locked" not in err.lower() and err.strip() == ""
+        assert "locked" not in err.lower()
+        assert err.strip() == ""
         results.append(json.loads(out))
     store = SQLEventStore(url)
     for result in results:
