@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from blocks._engine import engine_for, mask_url
 from blocks._errors import BlockExistsError, BlockNotFoundError, BlockStoreError
@@ -42,6 +42,7 @@ from blocks._tables import (
 from blocks._tables import (
     now as utc_now,
 )
+from emitters._engine import prepare
 from emitters._settings import database_url
 
 __all__ = [
@@ -98,26 +99,18 @@ class DocumentStore:
         return engine
 
     def _prepare(self, engine: Engine) -> None:
-        # Several processes may open a new database at once. MySQL and MariaDB
-        # cannot create tables inside a transaction, so one of them may find a
-        # table created (or the version row inserted) under its feet: it waits a
-        # little and looks again, and then finds everything in place.
-        attempts = 20
-        for attempt in range(attempts):
-            try:
-                with engine.begin() as conn:
-                    metadata.create_all(conn, checkfirst=True)
-                    self._check_version(conn)
-                _ready.add(self.url)
-                return
-            except (OperationalError, IntegrityError, sa.exc.ProgrammingError) as exc:
-                if attempt == attempts - 1:
-                    cause = type(getattr(exc, "orig", None) or exc).__name__
-                    raise BlockStoreError(
-                        f"Cannot prepare the document tables in {mask_url(self.url)} "
-                        f"({cause})."
-                    ) from None
-                time.sleep(0.02 * (attempt + 1) + random.random() * 0.05)
+        def create(conn: Connection) -> None:
+            metadata.create_all(conn, checkfirst=True)
+            self._check_version(conn)
+
+        try:
+            prepare(engine, create)
+        except SQLAlchemyError as exc:
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            raise BlockStoreError(
+                f"Cannot prepare the document tables in {mask_url(self.url)} ({cause})."
+            ) from None
+        _ready.add(self.url)
 
     def _check_version(self, conn: Connection) -> None:
         row = conn.execute(

@@ -13,15 +13,23 @@ Both stores use it: the block documents (``blocks``) and the event store
 from __future__ import annotations
 
 import os
+import random
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import NoSuchModuleError
+from sqlalchemy.exc import (
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 
-__all__ = ["DatabaseURLError", "engine_for", "mask_url"]
+__all__ = ["DatabaseURLError", "engine_for", "mask_url", "prepare"]
 
 
 class DatabaseURLError(ValueError):
@@ -133,3 +141,23 @@ def engine_for(url: str) -> Engine:
         if engine is None:
             engine = _engines[url] = _create_engine(url)
         return engine
+
+
+def prepare(engine: Engine, work: Callable[[Connection], None]) -> None:
+    """Run ``work`` (creating tables) in a transaction, looking again after a race.
+
+    Several processes may open a new database at once. MySQL and MariaDB cannot
+    create tables inside a transaction, so one of them may find a table created (or
+    a row inserted) under its feet: it waits a little and runs ``work`` again, and
+    then finds everything in place. The last failure is raised.
+    """
+    attempts = 20
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                work(conn)
+            return
+        except (OperationalError, IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1) + random.random() * 0.05)

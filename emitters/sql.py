@@ -24,10 +24,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from emitters._emitter import Emitter
-from emitters._engine import engine_for, mask_url
+from emitters._engine import engine_for, mask_url, prepare
 from emitters._event_queries import (
     BlockRunSummary,
     CallRecord,
@@ -152,22 +152,10 @@ class SQLEventStore(Emitter):
         return engine
 
     def _prepare(self, engine: Engine) -> None:
-        # Several processes may create the tables at once; the loser of that race
-        # finds them made under its feet, waits a little and looks again.
         with _ready_lock:
-            if self.url in _ready:
-                return
-            attempts = 20
-            for attempt in range(attempts):
-                try:
-                    with engine.begin() as conn:
-                        metadata.create_all(conn, checkfirst=True)
-                    _ready.add(self.url)
-                    return
-                except (OperationalError, IntegrityError, sa.exc.ProgrammingError):
-                    if attempt == attempts - 1:
-                        raise
-                    time.sleep(0.02 * (attempt + 1) + random.random() * 0.05)
+            if self.url not in _ready:
+                prepare(engine, lambda conn: metadata.create_all(conn, checkfirst=True))
+                _ready.add(self.url)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:

@@ -8,7 +8,6 @@ transfer threads are in test_aws_transfers.py.
 from __future__ import annotations
 
 import io
-import logging
 import re
 import secrets
 import subprocess
@@ -27,7 +26,6 @@ from botocore.exceptions import (
     NoCredentialsError,
     ProfileNotFound,
 )
-from moto.server import ThreadedMotoServer
 
 from blocks import BlockValidationError, event_payload, is_instrumented
 from blocks.aws import AwsClientParameters, AwsCredentials, S3Bucket
@@ -49,19 +47,6 @@ AWS_VARIABLES = (
 
 
 # -- the server ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """Run moto's threaded S3 server on 127.0.0.1 for this module."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

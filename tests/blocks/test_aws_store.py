@@ -3,7 +3,6 @@ and the credentials' side lists every run that used them; plus the example."""
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import subprocess
@@ -14,26 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from blocks.aws import AwsClientParameters, AwsCredentials, S3Bucket
 from emitters import configure, flow_run, flush
 from emitters.sql import SQLEventStore
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """Run moto's threaded S3 server on 127.0.0.1 for this module."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import os
 import secrets
 import threading
@@ -17,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from blocks import Block
 from blocks.aws import AwsClientParameters, AwsCredentials, S3Bucket
@@ -28,19 +26,6 @@ BUCKET = "raw-data"
 MIB = 1024 * 1024
 # boto3 moves objects from 8 MiB on in 8 MiB parts: this one goes in two.
 BIG = 9 * MIB
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """Run moto's threaded S3 server on 127.0.0.1 for this module."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
