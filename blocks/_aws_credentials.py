@@ -21,8 +21,28 @@ from pydantic import (
 
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
+from emitters._redact import protect_logger
 
 __all__ = ["AwsClientParameters", "AwsCredentials"]
+
+# botocore and urllib3 log signed requests at DEBUG, session token included: mask
+# the registered secrets in what their loggers write (a filter on a parent logger
+# does not see its children's records, so each is named).
+for _name in (
+    "botocore",
+    "botocore.auth",
+    "botocore.client",
+    "botocore.credentials",
+    "botocore.endpoint",
+    "botocore.hooks",
+    "botocore.httpsession",
+    "botocore.parsers",
+    "botocore.regions",
+    "botocore.retryhandler",
+    "s3transfer",
+    "urllib3.connectionpool",
+):
+    protect_logger(_name)
 
 
 class AwsClientParameters(BaseModel):

@@ -11,7 +11,14 @@ from typing import Any
 
 import httpx
 
+from blocks._http_redact import protect_httpx_logs
+from emitters._redact import protect_logger
+
 __all__ = ["ClientPair", "ssl_context"]
+
+# httpx logs every request's URL at INFO: mask the secrets in it.
+protect_httpx_logs()
+protect_logger("httpx")
 
 
 @functools.cache

@@ -7,6 +7,7 @@ the URLs their events carry.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote, quote_plus, unquote_plus
@@ -17,8 +18,10 @@ from emitters._redact import MASK
 
 __all__ = [
     "MASK",
+    "HttpxLogFilter",
     "is_secret_name",
     "origin",
+    "protect_httpx_logs",
     "redact_url",
     "request_secrets",
     "scrub_exception",
@@ -142,3 +145,28 @@ def scrub_exception(exc: BaseException, values: Iterable[str]) -> None:
         masked = masked.replace(value, MASK)
     if masked != text:
         exc.args = (masked,)
+
+
+class HttpxLogFilter(logging.Filter):
+    """Masks secret query values and user-info in the request URLs httpx logs.
+
+    httpx logs ``HTTP Request: GET <url> ...`` at INFO with the URL as an
+    argument; the URL is replaced by :func:`redact_url` before it is formatted.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace URL arguments of the record with their redacted form."""
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, httpx.URL) for a in args):
+            record.args = tuple(
+                redact_url(a) if isinstance(a, httpx.URL) else a for a in args
+            )
+        return True
+
+
+def protect_httpx_logs() -> None:
+    """Install :class:`HttpxLogFilter` on httpx's logger, once."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, HttpxLogFilter) for f in logger.filters):
+        # First in line, so that the secret registry's filter sees the result.
+        logger.filters.insert(0, HttpxLogFilter())

@@ -126,7 +126,7 @@ class SinkWorker:
     def _deliver(self, batch: Sequence[Event]) -> None:
         try:
             self.emitter.emit_batch(batch)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit: the worker must live
             self.failed += len(batch)
             throttle.warn(
                 f"fail:{self.name}",
@@ -143,7 +143,7 @@ class SinkWorker:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return bool(self.emitter.flush(timeout))
-        except Exception as exc:
+        except BaseException as exc:
             throttle.warn(
                 f"flush:{self.name}",
                 "emitter %r failed to flush: %s: %s",

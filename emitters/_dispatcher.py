@@ -175,7 +175,7 @@ class Dispatcher:
                 continue
             try:
                 events = self.builder.build(records)
-            except Exception:  # a bug of ours must not kill the thread
+            except BaseException:  # nothing may kill the thread (SystemExit included)
                 logger.exception("eventblocks could not build %d events", len(records))
                 continue
             if self.config.processors:
@@ -197,7 +197,7 @@ class Dispatcher:
                     current = proc(current)
                 except DropEvent:
                     current = None
-                except Exception as exc:
+                except BaseException as exc:  # a processor calling sys.exit too
                     # A broken processor might be the one that removes sensitive
                     # data: drop the event rather than pass it on unprocessed.
                     self.processor_errors += 1

@@ -46,10 +46,13 @@ from emitters._http_wire import (
     secret_parts,
 )
 from emitters._model import Event
-from emitters._redact import redact_text, register_secret
+from emitters._redact import protect_logger, redact_text, register_secret
 from emitters._spool import Spool, endpoint_tag
 
 __all__ = ["HttpDeliveryError", "HttpEmitter", "from_environment"]
+
+# httpx logs every request's URL at INFO: mask the secrets in it.
+protect_logger("httpx")
 
 _MIB = 1024 * 1024
 # How long close() waits for a send in progress before closing the client anyway.

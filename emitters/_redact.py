@@ -8,13 +8,23 @@ by ``**********``.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from emitters._model import Event, Resource
 
-__all__ = ["MASK", "SDK_KEYS", "redact_event", "redact_text", "register_secret"]
+__all__ = [
+    "MASK",
+    "SDK_KEYS",
+    "RedactingFilter",
+    "protect_logger",
+    "redact_event",
+    "redact_text",
+    "register_secret",
+]
 
 MASK = "**********"
 # Payload keys the SDK itself writes; they are never redacted.
@@ -47,8 +57,12 @@ def register_secret(*values: str | bytes | None) -> None:
     for value in values:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
-        if value and value not in _secrets:
-            new.append(value)
+        if not value:
+            continue
+        # A secret also travels URL-encoded (in a query string, a path, a form).
+        for form in (value, quote(value, safe=""), quote(value), quote_plus(value)):
+            if form not in _secrets and form not in new:
+                new.append(form)
     if not new:
         return
     with _lock:
@@ -56,6 +70,26 @@ def register_secret(*values: str | bytes | None) -> None:
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks registered secrets in the records it passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message with its redacted text; keep the record."""
+        if _pattern is not None:
+            message = record.getMessage()
+            redacted = redact_text(message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+def protect_logger(name: str) -> None:
+    """Mask secrets in what a library's logger writes (httpx logs request URLs)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
 
 
 def redact_text(text: str) -> str:
