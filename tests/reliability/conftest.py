@@ -1,0 +1,99 @@
+"""The reliability suite's settings: the hypothesis profile and a clean run context.
+
+The suite proves that eventblocks holds under what production brings: secrets
+searched for in every byte produced, sinks and databases that fail, load, hostile
+input and processes that die. Each test is bounded in time; ``docs/reliability.md``
+says what each part checks and gives the figures measured.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis caches what it learns (constants, Unicode tables) in .hypothesis/ of
+# the working directory; keep that out of the repository.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "eventblocks-hypothesis")
+
+# No example database written into the repository, no deadline on a slow shared
+# machine, the same examples on every run (so CI is repeatable), and few enough of
+# them that every property test stays within seconds.
+settings.register_profile(
+    "reliability",
+    database=None,
+    derandomize=True,
+    deadline=None,
+    max_examples=50,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("reliability")
+
+
+@pytest.fixture(autouse=True)
+def no_environment_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep flow runs named by the environment out of these tests."""
+    for name in (
+        "EVENTBLOCKS_FLOW_RUN_ID",
+        "EVENTBLOCKS_FLOW_RUN_NAME",
+        "PREFECT__FLOW_RUN_ID",
+        "EVENTBLOCKS_EMITTERS",
+        "EVENTBLOCKS_EVENTS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+# Defects this suite found that are not fixed yet. Each stays an expected failure
+# (strict: once fixed, the test passes and the entry must go) until its fix lands;
+# docs/reliability.md lists them.
+KNOWN_DEFECTS = {
+    "test_an_odd_event_does_not_cost_its_batch_in_the_store[postgresql-": (
+        "the event store's bounded columns (event 255, resource id 255, run id 64) "
+        "and NUL bytes make PostgreSQL refuse the whole batch"
+    ),
+    "test_an_odd_event_does_not_cost_its_batch_in_the_store[mariadb-": (
+        "the event store's bounded columns and TEXT's 64 kB limit make MariaDB "
+        "refuse the whole batch"
+    ),
+    "test_a_file_name_that_is_not_utf8_does_not_cost_its_batch": (
+        "a lone surrogate (an undecodable file name) in a payload fails the batch's "
+        "JSON encoding in the store"
+    ),
+    "test_names_that_differ_are_distinct_documents_on_every_backend[mariadb-": (
+        "MariaDB's default collation compares document names without case and accents"
+    ),
+    "test_a_large_document_round_trips_on_every_backend[mariadb]": (
+        "documents are stored in TEXT, limited to 64 kB on MariaDB"
+    ),
+    "test_a_name_with_nul_is_refused_or_kept_alike_on_every_backend[postgresql]": (
+        "PostgreSQL refuses NUL in a document name with a driver error, not the "
+        "clear validation error the other backends give"
+    ),
+    "test_a_value_saved_as_secret_stays_out_of_events_after_the_class_changes"
+    "[SecretDict-": (
+        "a value saved under a SecretDict field, loaded by a class whose field is "
+        "a plain dict, is not registered as secret"
+    ),
+}
+
+
+# Cases under those prefixes that hold already.
+HOLDING = {
+    "test_an_odd_event_does_not_cost_its_batch_in_the_store"
+    "[postgresql-payload of 70 kB]",
+    "test_an_odd_event_does_not_cost_its_batch_in_the_store"
+    "[mariadb-NUL in the resource id]",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of known, unfixed defects as strict expected failures."""
+    for item in items:
+        if item.name in HOLDING:
+            continue
+        for prefix, reason in KNOWN_DEFECTS.items():
+            if item.name.startswith(prefix):
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
