@@ -25,6 +25,7 @@ from emitters._ids import _VERSION_AND_VARIANT as _VV
 from emitters._model import _ALL_FIELDS, _EVENT_SLOTS, Event, RelatedResource, Resource
 from emitters._otel_context import trace_related
 from emitters._redact import redact_event
+from emitters._text import mend_text
 
 __all__ = [
     "CALL_ID",
@@ -60,14 +61,20 @@ _DESCRIBED_MAX = 4096
 
 
 def jsonable(value: Any) -> Any:
-    """Return ``value`` with anything JSON cannot carry turned into its ``str``."""
-    if value is None or isinstance(value, str | bool | int | float):
+    """Return ``value`` with anything JSON cannot carry turned into its ``str``.
+
+    Lone surrogates in text (undecodable file names) are escaped, as
+    emitters._text describes.
+    """
+    if isinstance(value, str):
+        return mend_text(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {mend_text(str(k)): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(v) for v in value]
-    return str(value)
+    return mend_text(str(value))
 
 
 class SourceInfo(NamedTuple):

@@ -31,6 +31,7 @@ from emitters._build import KIND_OUTCOME
 from emitters._context import RUN_CONTEXT
 from emitters._otel_context import snapshot_otel_context
 from emitters._pipeline import STATE
+from emitters._text import mend_text
 
 __all__ = ["ACTIVE_CALL", "PayloadHook", "call_wrapper", "error_info"]
 
@@ -51,7 +52,7 @@ def error_info(exc: BaseException) -> tuple[str, str]:
     module = cls.__module__
     name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
     try:
-        message = str(exc)
+        message = mend_text(str(exc))
     except Exception:
         message = f"<{name} whose message could not be read>"
     return name, message

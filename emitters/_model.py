@@ -14,6 +14,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from emitters._text import mend
+
 __all__ = ["Event", "RelatedResource", "Resource"]
 
 
@@ -27,6 +29,13 @@ class Resource(BaseModel):
     name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
+    # Lone surrogates (undecodable file names) are escaped so every sink can
+    # encode the text; see emitters._text.
+    @field_validator("id", "name", "labels", mode="before")
+    @classmethod
+    def _mend_text(cls, value: Any) -> Any:
+        return mend(value)
+
     def __hash__(self) -> int:
         return hash(
             (type(self), self.id, self.name, tuple(sorted(self.labels.items())))
@@ -38,6 +47,11 @@ class RelatedResource(Resource):
     ``flow-run``, ``block-type``, ``nested-block`` or ``caller``."""
 
     role: str = Field(min_length=1)
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _mend_role(cls, value: Any) -> Any:
+        return mend(value)
 
     def __hash__(self) -> int:
         return hash((super().__hash__(), self.role))
@@ -66,6 +80,11 @@ class Event(BaseModel):
     related: tuple[RelatedResource, ...] = ()
     payload: dict[str, Any] = Field(default_factory=dict)
     follows: UUID | None = None
+
+    @field_validator("event", "payload", mode="before")
+    @classmethod
+    def _mend_text(cls, value: Any) -> Any:
+        return mend(value)
 
     @field_validator("occurred")
     @classmethod

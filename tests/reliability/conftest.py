@@ -58,10 +58,6 @@ KNOWN_DEFECTS = {
         "the event store's bounded columns and TEXT's 64 kB limit make MariaDB "
         "refuse the whole batch"
     ),
-    "test_a_file_name_that_is_not_utf8_does_not_cost_its_batch": (
-        "a lone surrogate (an undecodable file name) in a payload fails the batch's "
-        "JSON encoding in the store"
-    ),
     "test_names_that_differ_are_distinct_documents_on_every_backend[mariadb-": (
         "MariaDB's default collation compares document names without case and accents"
     ),

@@ -220,6 +220,39 @@ def test_a_file_name_that_is_not_utf8_does_not_cost_its_batch(
     assert stats()["failed"]["FileEmitter"] == failed_before
 
 
+class Opener(Block):
+    """A block whose calls fail on the file name they were given."""
+
+    def open(self, path: str) -> None:
+        """Fail with the file name in the message."""
+        raise OSError(f"cannot open {path}")
+
+
+def test_undecodable_text_is_kept_readable_in_events() -> None:
+    """Lone surrogates in any text of an event become escapes of the original bytes."""
+    sink = MemoryEmitter()
+    configure(emitters=[sink])
+    given = emit_event(
+        f"seen.{UNDECODABLE}",
+        {"id": f"folder.{UNDECODABLE}", "labels": {UNDECODABLE: "\ud800"}},
+        payload={"path": UNDECODABLE, UNDECODABLE: ["\udfff"]},
+    )
+    assert given.event == "seen.caf\\xe9.csv"
+    assert given.resource.id == "folder.caf\\xe9.csv"
+    assert given.resource.labels == {"caf\\xe9.csv": "\\ud800"}
+    assert given.payload == {"path": "caf\\xe9.csv", "caf\\xe9.csv": ["\\udfff"]}
+    OddFiles().touch(UNDECODABLE)
+    with pytest.raises(OSError, match="cannot open"):
+        Opener().open(UNDECODABLE)
+    assert flush(10)
+    touched = [e for e in sink.events if e.event.endswith("touch.succeeded")]
+    assert touched[0].payload["path"] == "caf\\xe9.csv"
+    failed = [e for e in sink.events if e.event.endswith("open.failed")]
+    assert failed[0].payload["error"]["message"] == "cannot open caf\\xe9.csv"
+    for event in sink.events:
+        event.model_dump_json().encode()  # every event encodes as UTF-8
+
+
 ODD_EVENTS: dict[str, dict[str, Any]] = {
     "event name of 300 characters": {"event": "e" * 300},
     "resource id of 300 characters": {"resource": {"id": "r" * 300}},
