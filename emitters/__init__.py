@@ -8,7 +8,7 @@ It stands on its own: any code can emit events with :func:`emit_event`, inside
 from emitters._console import ConsoleEmitter
 from emitters._context import Run, bind_context, current_run, flow_run, task_run
 from emitters._emit import emit_event
-from emitters._emitter import Emitter, MemoryEmitter
+from emitters._emitter import Emitter, MemoryEmitter, PartialDelivery
 from emitters._model import Event, RelatedResource, Resource
 from emitters._pipeline import configure, flush, shutdown, stats
 from emitters._processors import DropEvent, event_filter, sampler
@@ -20,6 +20,7 @@ __all__ = [
     "Emitter",
     "Event",
     "MemoryEmitter",
+    "PartialDelivery",
     "RelatedResource",
     "Resource",
     "Run",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import logging
 import os
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from emitters._ids import new_uuid7
-from emitters._model import RelatedResource
+from emitters._model import MAX_NAME, RelatedResource
 
 __all__ = [
     "Run",
@@ -35,6 +36,20 @@ __all__ = [
 ]
 
 RunKind = Literal["flow-run", "task-run"]
+
+# A run's resource id is "<kind>.<id>", at most MAX_NAME characters.
+MAX_RUN_ID = MAX_NAME - len("task-run.")
+
+
+def _run_text_problem(value: str, limit: int) -> str | None:
+    """Say why ``value`` cannot be a run's id or name, or return None."""
+    if len(value) > limit:
+        return f"is {len(value)} characters long; at most {limit} are allowed"
+    if "\x00" in value:
+        return "contains a NUL character (\\x00)"
+    return None
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -100,6 +115,14 @@ def environment_run_context() -> RunContext:
     cached = _env_cache
     if cached is not None and cached[0] == key:
         return cached[1]
+    if run_id and (problem := _run_text_problem(run_id, MAX_RUN_ID)):
+        logging.getLogger("emitters").warning(
+            "the flow run id in the environment %s: events are not tagged with it",
+            problem,
+        )
+        run_id = None
+    if name and _run_text_problem(name, MAX_NAME):
+        name = None
     ctx = _EMPTY if not run_id else RunContext.of(Run(run_id, name or run_id), None)
     _env_cache = (key, ctx)
     return ctx
@@ -142,6 +165,10 @@ class RunScope:
             raise ValueError(f"a {kind} needs a non-empty name, got {name!r}")
         if id is not None and (not isinstance(id, str) or not id):
             raise ValueError(f"a {kind} id must be a non-empty string, got {id!r}")
+        for what, text, limit in (("name", name, MAX_NAME), ("id", id, MAX_RUN_ID)):
+            problem = None if text is None else _run_text_problem(text, limit)
+            if problem:
+                raise ValueError(f"the {kind} {what} {problem}")
         clean_labels: dict[str, str] = {}
         for key, value in (labels or {}).items():
             if not isinstance(key, str) or not isinstance(value, str):

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from emitters._emitter import Emitter
+from emitters._emitter import Emitter, PartialDelivery
 from emitters._model import Event
 from emitters._redact import redact_text
 
@@ -127,12 +127,16 @@ class SinkWorker:
         try:
             self.emitter.emit_batch(batch)
         except BaseException as exc:  # even SystemExit: the worker must live
-            self.failed += len(batch)
+            delivered = 0
+            if isinstance(exc, PartialDelivery):
+                delivered = min(max(0, exc.delivered), len(batch))
+                self.delivered += delivered
+            self.failed += len(batch) - delivered
             throttle.warn(
                 f"fail:{self.name}",
                 "emitter %r failed to deliver %d events: %s: %s",
                 self.name,
-                len(batch),
+                len(batch) - delivered,
                 type(exc).__name__,
                 redact_text(str(exc)),
             )

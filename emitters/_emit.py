@@ -111,17 +111,20 @@ def emit_event(
     given_roles = {r.role for r in extra}
     context = tuple(r for r in context if r.role not in given_roles)
     now = time.time_ns()
-    built = Event.model_validate(
-        {
-            "id": uuid7_from_ns(now),
-            "occurred": datetime.fromtimestamp(now // 1000 / 1e6, tz=UTC),
-            "event": event,
-            "resource": res,
-            "related": extra + context,
-            "payload": body,
-            "follows": follows,
-        }
-    )
+    try:
+        built = Event.model_validate(
+            {
+                "id": uuid7_from_ns(now),
+                "occurred": datetime.fromtimestamp(now // 1000 / 1e6, tz=UTC),
+                "event": event,
+                "resource": res,
+                "related": extra + context,
+                "payload": body,
+                "follows": follows,
+            }
+        )
+    except ValidationError as exc:
+        raise ValueError(f"invalid event: {_first_error(exc)}") from None
     ensure_configured()
     if STATE.enabled:
         STATE.append((KIND_EVENT, built))

@@ -10,7 +10,23 @@ from typing import Self
 
 from emitters._model import Event
 
-__all__ = ["Emitter", "MemoryEmitter"]
+__all__ = ["Emitter", "MemoryEmitter", "PartialDelivery"]
+
+
+class PartialDelivery(Exception):
+    """Raised by a sink that delivered only part of a batch.
+
+    The pipeline counts ``delivered`` events of the batch as delivered and the rest
+    as failed, instead of counting the whole batch as failed.
+
+    Args:
+        delivered: How many events of the batch were delivered.
+        reason: What happened to the others (no secret: it is logged).
+    """
+
+    def __init__(self, delivered: int, reason: str) -> None:
+        super().__init__(reason)
+        self.delivered = delivered
 
 
 class Emitter(abc.ABC):
@@ -36,7 +52,12 @@ class Emitter(abc.ABC):
 
     @abc.abstractmethod
     def emit_batch(self, events: Sequence[Event]) -> None:
-        """Deliver a batch of events, in order. Raise to report a failure."""
+        """Deliver a batch of events, in order.
+
+        Raise to report a failure: the whole batch is counted as failed, unless
+        the exception is a :class:`PartialDelivery` that says how many were
+        delivered.
+        """
 
     def flush(self, timeout: float | None = None) -> bool:
         """Make delivered events durable; return False if ``timeout`` ran out."""

@@ -18,6 +18,8 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection
 
 from emitters._model import Event, RelatedResource, Resource
 
@@ -31,9 +33,19 @@ __all__ = [
     "from_micros",
     "metadata",
     "to_micros",
+    "upgrade_event_tables",
 ]
 
 metadata = sa.MetaData()
+# JSON text: MySQL's TEXT holds only 64 kB.
+_Json = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# Text compared byte for byte, as on SQLite and PostgreSQL, with every character
+# of Unicode (MySQL's "utf8" stops at three bytes a character).
+_MYSQL_TABLE: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+BLOCK_TYPE_LENGTH = 128
 
 events_table = sa.Table(
     "eventblocks_events",
@@ -43,17 +55,18 @@ events_table = sa.Table(
     sa.Column("event", sa.String(255), nullable=False),
     sa.Column("resource_id", sa.String(255), nullable=False),
     sa.Column("resource_name", sa.String(255), nullable=True),
-    sa.Column("block_type", sa.String(128), nullable=True),
-    sa.Column("flow_run_id", sa.String(64), nullable=True),
+    sa.Column("block_type", sa.String(BLOCK_TYPE_LENGTH), nullable=True),
+    sa.Column("flow_run_id", sa.String(255), nullable=True),
     sa.Column("flow_run_name", sa.String(255), nullable=True),
     sa.Column("follows", sa.String(32), nullable=True),
-    sa.Column("resource_labels", sa.Text, nullable=False),
-    sa.Column("related", sa.Text, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("resource_labels", _Json, nullable=False),
+    sa.Column("related", _Json, nullable=False),
+    sa.Column("payload", _Json, nullable=False),
     sa.Index("ix_eventblocks_events_occurred", "occurred_us"),
     sa.Index("ix_eventblocks_events_flow_run", "flow_run_id", "occurred_us"),
     sa.Index("ix_eventblocks_events_resource", "resource_id", "occurred_us"),
     sa.Index("ix_eventblocks_events_block", "block_type", "resource_name"),
+    **_MYSQL_TABLE,
 )
 
 event_links = sa.Table(
@@ -63,9 +76,10 @@ event_links = sa.Table(
     sa.Column("resource_id", sa.String(255), primary_key=True),
     sa.Column("role", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(255), nullable=True),
-    sa.Column("block_type", sa.String(128), nullable=True),
+    sa.Column("block_type", sa.String(BLOCK_TYPE_LENGTH), nullable=True),
     sa.Index("ix_eventblocks_event_links_block", "block_type", "name"),
     sa.Index("ix_eventblocks_event_links_resource", "resource_id"),
+    **_MYSQL_TABLE,
 )
 
 EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
@@ -76,6 +90,53 @@ _MICRO = timedelta(microseconds=1)
 _LINKED_ROLES = frozenset({"nested-block"})
 
 
+def upgrade_event_tables(conn: Connection) -> None:
+    """Bring tables created by an earlier version to the current column types.
+
+    Earlier versions held flow run ids of 64 characters at most and, on MySQL and
+    MariaDB, JSON of 64 kB in the database's default character set. Each change
+    is made only where the table still has the old type, so this is cheap to run
+    whenever the store opens a database.
+    """
+    backend = conn.dialect.name
+    if backend == "sqlite":  # SQLite enforces neither lengths nor TEXT sizes
+        return
+    columns = {
+        c["name"]: c["type"] for c in sa.inspect(conn).get_columns(events_table.name)
+    }
+    run_id_length = getattr(columns["flow_run_id"], "length", None) or 0
+    if backend == "postgresql":
+        if run_id_length < 255:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {events_table.name} "
+                "ALTER COLUMN flow_run_id TYPE VARCHAR(255)"
+            )
+        return
+    if backend not in ("mysql", "mariadb"):
+        return
+    for table in (events_table, event_links):
+        collation = conn.execute(
+            sa.text(
+                "SELECT table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = :name"
+            ),
+            {"name": table.name},
+        ).scalar()
+        if collation != "utf8mb4_bin":
+            conn.exec_driver_sql(
+                f"ALTER TABLE {table.name} "
+                "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
+    if run_id_length < 255 or not isinstance(columns["payload"], mysql.LONGTEXT):
+        conn.exec_driver_sql(
+            f"ALTER TABLE {events_table.name} "
+            "MODIFY flow_run_id VARCHAR(255) NULL, "
+            "MODIFY resource_labels LONGTEXT NOT NULL, "
+            "MODIFY related LONGTEXT NOT NULL, "
+            "MODIFY payload LONGTEXT NOT NULL"
+        )
+
+
 def to_micros(moment: datetime) -> int:
     """Return an aware datetime as integer microseconds since the epoch."""
     return (moment - _EPOCH) // _MICRO
@@ -84,6 +145,18 @@ def to_micros(moment: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     """Return the aware UTC datetime of ``micros`` microseconds since the epoch."""
     return _EPOCH + timedelta(microseconds=micros)
+
+
+def _block_type(labels: dict[str, str]) -> str | None:
+    """Return the ``block-type`` label for its indexed column, if it can be a slug.
+
+    The column only serves queries by block type; a label that cannot name one
+    (too long, or with NUL) stays in the labels' JSON alone.
+    """
+    slug = labels.get("block-type")
+    if slug is None or len(slug) > BLOCK_TYPE_LENGTH or "\x00" in slug:
+        return None
+    return slug
 
 
 def _related_json(related: Sequence[RelatedResource]) -> str:
@@ -121,7 +194,7 @@ class RowEncoder:
         parts = (
             resource.id,
             resource.name,
-            labels.get("block-type"),
+            _block_type(labels),
             json.dumps(dict(labels), separators=(",", ":")),
         )
         if len(self._resources) >= self._MAX:
@@ -142,7 +215,7 @@ class RowEncoder:
                 flow_run = r.id.removeprefix("flow-run.")
                 flow_run_name = r.name
             elif r.role in _LINKED_ROLES:
-                links.append((r.id, r.role, r.name, r.labels.get("block-type")))
+                links.append((r.id, r.role, r.name, _block_type(r.labels)))
         parts = (flow_run, flow_run_name, _related_json(related))
         if len(self._related) >= self._MAX:
             self._related.clear()
@@ -192,18 +265,22 @@ class RowEncoder:
 
 
 def event_from_row(row: Any) -> Event:
-    """Rebuild the event stored in ``row`` (a row of ``eventblocks_events``)."""
+    """Rebuild the event stored in ``row`` (a row of ``eventblocks_events``).
+
+    Rows were written from valid events, so they are rebuilt without validation:
+    reading stays fast, and a row an earlier version accepted still reads.
+    """
     related = tuple(
-        RelatedResource(
+        RelatedResource.model_construct(
             id=r["id"], role=r["role"], name=r.get("name"), labels=r.get("labels", {})
         )
         for r in json.loads(row.related)
     )
-    return Event(
+    return Event.model_construct(
         id=UUID(hex=row.id),
         occurred=from_micros(row.occurred_us),
         event=row.event,
-        resource=Resource(
+        resource=Resource.model_construct(
             id=row.resource_id,
             name=row.resource_name,
             labels=json.loads(row.resource_labels),

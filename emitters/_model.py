@@ -16,7 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from emitters._text import mend
 
-__all__ = ["Event", "RelatedResource", "Resource"]
+__all__ = ["MAX_NAME", "MAX_ROLE", "Event", "RelatedResource", "Resource"]
+
+MAX_NAME = 255
+"""The longest event name, resource id or resource name, in characters."""
+MAX_ROLE = 64
+"""The longest role of a related resource."""
+
+
+def _no_nul(value: str | None, what: str) -> str | None:
+    # Event stores keep these in indexed text columns, and PostgreSQL's text
+    # cannot hold NUL.
+    if value is not None and "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters (\\x00)")
+    return value
 
 
 class Resource(BaseModel):
@@ -25,8 +38,8 @@ class Resource(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(min_length=1)
-    name: str | None = None
+    id: str = Field(min_length=1, max_length=MAX_NAME)
+    name: str | None = Field(default=None, max_length=MAX_NAME)
     labels: dict[str, str] = Field(default_factory=dict)
 
     # Lone surrogates (undecodable file names) are escaped so every sink can
@@ -35,6 +48,11 @@ class Resource(BaseModel):
     @classmethod
     def _mend_text(cls, value: Any) -> Any:
         return mend(value)
+
+    @field_validator("id", "name")
+    @classmethod
+    def _check_nul(cls, value: str | None) -> str | None:
+        return _no_nul(value, "text")
 
     def __hash__(self) -> int:
         return hash(
@@ -46,12 +64,17 @@ class RelatedResource(Resource):
     """Another resource involved in an event, with the ``role`` it played, such as
     ``flow-run``, ``block-type``, ``nested-block`` or ``caller``."""
 
-    role: str = Field(min_length=1)
+    role: str = Field(min_length=1, max_length=MAX_ROLE)
 
     @field_validator("role", mode="before")
     @classmethod
     def _mend_role(cls, value: Any) -> Any:
         return mend(value)
+
+    @field_validator("role")
+    @classmethod
+    def _check_role_nul(cls, value: str) -> str | None:
+        return _no_nul(value, "a role")
 
     def __hash__(self) -> int:
         return hash((super().__hash__(), self.role))
@@ -75,7 +98,7 @@ class Event(BaseModel):
 
     id: UUID
     occurred: datetime
-    event: str = Field(min_length=1)
+    event: str = Field(min_length=1, max_length=MAX_NAME)
     resource: Resource
     related: tuple[RelatedResource, ...] = ()
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -85,6 +108,11 @@ class Event(BaseModel):
     @classmethod
     def _mend_text(cls, value: Any) -> Any:
         return mend(value)
+
+    @field_validator("event")
+    @classmethod
+    def _check_nul(cls, value: str) -> str | None:
+        return _no_nul(value, "an event name")
 
     @field_validator("occurred")
     @classmethod

@@ -24,9 +24,15 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    StatementError,
+)
 
-from emitters._emitter import Emitter
+from emitters._emitter import Emitter, PartialDelivery
 from emitters._engine import engine_for, mask_url, prepare
 from emitters._event_queries import (
     BlockRunSummary,
@@ -44,6 +50,7 @@ from emitters._event_tables import (
     event_links,
     events_table,
     metadata,
+    upgrade_event_tables,
 )
 from emitters._model import Event
 from emitters._settings import database_url
@@ -60,6 +67,22 @@ _BUSY_ATTEMPTS = 8
 def _is_busy(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return "database is locked" in text or "database is busy" in text
+
+
+def _refused_data(exc: StatementError) -> bool:
+    """Whether the database (or its driver) refused the values, not the connection.
+
+    Such a batch is worth storing event by event; a lost connection or a missing
+    table is not.
+    """
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, DataError | IntegrityError)
+    return True  # the driver could not send a value (StatementError alone)
+
+
+def _create_tables(conn: Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+    upgrade_event_tables(conn)
 
 
 class _SqliteInsert:
@@ -154,7 +177,7 @@ class SQLEventStore(Emitter):
     def _prepare(self, engine: Engine) -> None:
         with _ready_lock:
             if self.url not in _ready:
-                prepare(engine, lambda conn: metadata.create_all(conn, checkfirst=True))
+                prepare(engine, _create_tables)
                 _ready.add(self.url)
 
     @contextmanager
@@ -187,11 +210,26 @@ class SQLEventStore(Emitter):
         return self._statements
 
     def emit_batch(self, events: Sequence[Event]) -> None:
-        """Store the batch in one transaction; events already stored are skipped."""
+        """Store the batch in one transaction; events already stored are skipped.
+
+        Raises:
+            PartialDelivery: The database refused some events (each was then
+                tried alone); the others are stored.
+        """
         if not events:
             return
         with self._write_lock:
             rows, link_rows = self._encoder.rows(events)
+        try:
+            self._write(rows, link_rows)
+        except StatementError as exc:
+            if not _refused_data(exc) or len(rows) == 1:
+                raise
+            self._write_one_by_one(rows, link_rows)
+
+    def _write(
+        self, rows: list[tuple[Any, ...]], link_rows: list[tuple[Any, ...]]
+    ) -> None:
         engine = self.engine
         insert_events, insert_links = self._insert_statements(engine)
         for attempt in range(_BUSY_ATTEMPTS):
@@ -207,6 +245,29 @@ class SQLEventStore(Emitter):
                 if not _is_busy(exc) or attempt == _BUSY_ATTEMPTS - 1:
                     raise
                 time.sleep(0.05 * 2**attempt * (1 + random.random()))
+
+    def _write_one_by_one(
+        self, rows: list[tuple[Any, ...]], link_rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Store each event in a transaction of its own, so that one the database
+        refuses costs only itself."""
+        links: dict[str, list[tuple[Any, ...]]] = {}
+        for link in link_rows:
+            links.setdefault(link[0], []).append(link)
+        refused: list[str] = []
+        for row in rows:
+            try:
+                self._write([row], links.get(row[0], []))
+            except StatementError as exc:
+                if not _refused_data(exc):
+                    raise
+                refused.append(f"{type(exc.orig or exc).__name__} for event {row[0]}")
+        if refused:
+            raise PartialDelivery(
+                len(rows) - len(refused),
+                f"the database refused {len(refused)} of {len(rows)} events "
+                f"({', '.join(refused[:3])}{', ...' if len(refused) > 3 else ''})",
+            )
 
     # -- queries -----------------------------------------------------------------
 

@@ -50,14 +50,6 @@ def no_environment_run(monkeypatch: pytest.MonkeyPatch) -> None:
 # (strict: once fixed, the test passes and the entry must go) until its fix lands;
 # docs/reliability.md lists them.
 KNOWN_DEFECTS = {
-    "test_an_odd_event_does_not_cost_its_batch_in_the_store[postgresql-": (
-        "the event store's bounded columns (event 255, resource id 255, run id 64) "
-        "and NUL bytes make PostgreSQL refuse the whole batch"
-    ),
-    "test_an_odd_event_does_not_cost_its_batch_in_the_store[mariadb-": (
-        "the event store's bounded columns and TEXT's 64 kB limit make MariaDB "
-        "refuse the whole batch"
-    ),
     "test_names_that_differ_are_distinct_documents_on_every_backend[mariadb-": (
         "MariaDB's default collation compares document names without case and accents"
     ),
@@ -76,20 +68,9 @@ KNOWN_DEFECTS = {
 }
 
 
-# Cases under those prefixes that hold already.
-HOLDING = {
-    "test_an_odd_event_does_not_cost_its_batch_in_the_store"
-    "[postgresql-payload of 70 kB]",
-    "test_an_odd_event_does_not_cost_its_batch_in_the_store"
-    "[mariadb-NUL in the resource id]",
-}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests of known, unfixed defects as strict expected failures."""
     for item in items:
-        if item.name in HOLDING:
-            continue
         for prefix, reason in KNOWN_DEFECTS.items():
             if item.name.startswith(prefix):
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
