@@ -29,7 +29,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-__all__ = ["DatabaseURLError", "engine_for", "mask_url", "prepare"]
+__all__ = ["READ_ONLY", "DatabaseURLError", "engine_for", "mask_url", "prepare"]
 
 
 class DatabaseURLError(ValueError):
@@ -88,6 +88,10 @@ def _create_engine(url: str) -> Engine:
         ) from None
 
 
+READ_ONLY = "eventblocks_read_only"
+"""An execution option: this connection only reads (on SQLite, no write lock)."""
+
+
 def _sqlite_engine(parsed: sa.URL) -> Engine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +118,10 @@ def _sqlite_engine(parsed: sa.URL) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            # A reader in WAL mode neither waits for writers nor holds them up.
+            connection.exec_driver_sql("BEGIN")
+            return
         # Take the write lock up front: two deferred transactions that both
         # upgrade to writing would make one fail with "database is locked".
         connection.exec_driver_sql("BEGIN IMMEDIATE")

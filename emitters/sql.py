@@ -33,7 +33,7 @@ from sqlalchemy.exc import (
 )
 
 from emitters._emitter import Emitter, PartialDelivery
-from emitters._engine import engine_for, mask_url, prepare
+from emitters._engine import READ_ONLY, engine_for, mask_url, prepare
 from emitters._event_queries import (
     BlockRunSummary,
     CallRecord,
@@ -183,7 +183,7 @@ class SQLEventStore(Emitter):
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            yield conn
+            yield conn.execution_options(**{READ_ONLY: True})
 
     # -- the sink ----------------------------------------------------------------
 

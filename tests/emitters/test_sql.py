@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -440,3 +441,26 @@ def test_two_processes_write_one_sqlite_store_at_once(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "shared.db") as db:
         (total,) = db.execute("select count(*) from eventblocks_events").fetchone()
     assert total == 4 * count
+
+
+def test_reading_the_sqlite_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """Queries read while another connection holds the write lock."""
+    path = tmp_path / "busy.db"
+    store = SQLEventStore(f"sqlite:///{path}")
+    story = _story()
+    store.emit_batch(story)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock until rolled back
+    try:
+        found: list[int] = []
+        reader = threading.Thread(
+            target=lambda: found.append(len(store.events(limit=None)))
+        )
+        reader.start()
+        # A query that took the write lock would wait out the 30 s busy timeout.
+        reader.join(10)
+        assert not reader.is_alive()
+        assert found == [len(story)]
+    finally:
+        writer.rollback()
+        writer.close()
