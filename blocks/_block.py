@@ -131,7 +131,8 @@ class Block(BaseModel):
         Raises:
             BlockExistsError: The name is taken and ``overwrite`` is False; nothing
                 was written.
-            ValueError: The name is empty or contains ``/``.
+            ValueError: The name is empty, longer than 255 characters, padded with
+                spaces, or contains ``/``, a control character or a lone surrogate.
             BlockStoreError: The database cannot be used.
         """
         from blocks._documents import save_block

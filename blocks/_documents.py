@@ -32,8 +32,15 @@ from blocks._errors import (
 )
 from blocks._instrument import public_methods
 from blocks._registry import block_class, class_path
-from blocks._store import DocumentRecord, DocumentStore, SchemaRecord, TypeRecord
-from emitters import emit_event
+from blocks._secrets import iter_secret_values
+from blocks._store import (
+    DocumentRecord,
+    DocumentStore,
+    SchemaRecord,
+    TypeRecord,
+    unprintable,
+)
+from emitters import emit_event, register_secret
 
 if TYPE_CHECKING:
     from blocks._block import Block
@@ -108,6 +115,14 @@ def check_name(name: object) -> str:
     """Return ``name`` if it can name a document, else raise ValueError saying why."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"A document name must be a non-empty string, not {name!r}.")
+    bad = unprintable(name)
+    if bad is not None:
+        # NUL, tab, newline and the like; PostgreSQL refuses NUL in text, and a
+        # lone surrogate is not text any database can store.
+        raise ValueError(
+            f"A document name cannot contain control characters or lone "
+            f"surrogates: {name!r} has {bad}."
+        )
     if name != name.strip():
         raise ValueError(f"A document name cannot start or end with spaces: {name!r}.")
     if "/" in name:
@@ -130,6 +145,12 @@ def split_address(address: str) -> tuple[str, str]:
     slug, name = address.split("/")
     if not slug:
         raise ValueError(f"The address {address!r} has no block type before '/'.")
+    bad = unprintable(slug)
+    if bad is not None:
+        raise ValueError(
+            f"A block type slug cannot contain control characters or lone surrogates: "
+            f"{slug!r} has {bad}."
+        )
     return slug, check_name(name)
 
 
@@ -366,8 +387,12 @@ class _Decoder:
                     value[SECRET], document=record.address, field=path
                 )
                 if value.get("bytes"):
+                    register_secret(*iter_secret_values(SecretBytes(plain)))
                     return plain
                 decoded = json.loads(plain)
+                # Saved as secret, so registered now, whatever the field has
+                # become: a class whose field turned plain would not register it.
+                register_secret(*iter_secret_values(Secret[Any](decoded)))
                 # A secret string stays a SecretStr, also in a field typed
                 # str | SecretStr, where pydantic would otherwise pick str.
                 return SecretStr(decoded) if isinstance(decoded, str) else decoded

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ __all__ = [
     "TypeRecord",
     "mask_url",
     "metadata",
+    "unprintable",
 ]
 
 # URLs whose tables were checked in this process.
@@ -62,8 +64,36 @@ _ready: set[str] = set()
 T = TypeVar("T")
 
 # Deadlock and serialization failures: PostgreSQL SQLSTATEs, MySQL/MariaDB errnos.
+# MariaDB rolls back the whole transaction on a deadlock inside a savepoint, so
+# the rollback to that savepoint then fails with 1305 ("SAVEPOINT ... does not
+# exist"), hiding the deadlock's own 1213: that is a deadlock too.
 _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
-_TRANSIENT_ERRNOS = frozenset({1213, 1205})
+_TRANSIENT_ERRNOS = frozenset({1213, 1205, 1305})
+
+
+def unprintable(text: str) -> str | None:
+    """Describe the first control character or lone surrogate in ``text``, if any."""
+    for position, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category == "Cc":
+            return f"a control character (U+{ord(char):04X} at position {position})"
+        if category == "Cs":
+            return f"a lone surrogate (U+{ord(char):04X} at position {position})"
+    return None
+
+
+def _check_keys(slug: str | None, name: str | None = None) -> None:
+    """Refuse a slug or name no document can have, before it reaches the database.
+
+    PostgreSQL cannot even compare text holding NUL, so such a lookup would be a
+    database error rather than "not found".
+    """
+    for what, text in (("block type slug", slug), ("document name", name)):
+        if isinstance(text, str) and (bad := unprintable(text)) is not None:
+            raise ValueError(
+                f"A {what} cannot contain control characters or lone surrogates: "
+                f"{text!r} has {bad}."
+            )
 
 
 def _is_transient(orig: object) -> bool:
@@ -274,6 +304,7 @@ class DocumentStore:
 
     def get_type(self, slug: str) -> TypeRecord | None:
         """Return the stored type ``slug``, or None."""
+        _check_keys(slug)
         with self.transaction() as conn:
             row = conn.execute(
                 sa.select(block_types).where(block_types.c.slug == slug)
@@ -290,6 +321,7 @@ class DocumentStore:
 
     def latest_schema(self, slug: str) -> SchemaRecord | None:
         """Return the most recently stored schema of type ``slug``, or None."""
+        _check_keys(slug)
         with self.transaction() as conn:
             row = conn.execute(
                 sa.select(block_schemas)
@@ -301,6 +333,7 @@ class DocumentStore:
 
     def count_documents(self, slug: str) -> int:
         """Return how many documents type ``slug`` has."""
+        _check_keys(slug)
         with self.transaction() as conn:
             return int(
                 conn.execute(
@@ -322,6 +355,7 @@ class DocumentStore:
             BlockStoreError: A document of another type references one of its
                 documents.
         """
+        _check_keys(slug)
         with self.transaction() as conn:
             type_id = conn.execute(
                 sa.select(block_types.c.id).where(block_types.c.slug == slug)
@@ -489,6 +523,7 @@ class DocumentStore:
 
     def get_document(self, slug: str, name: str) -> DocumentRecord | None:
         """Return the document ``slug/name``, or None."""
+        _check_keys(slug, name)
         with self.transaction() as conn:
             rows = conn.execute(
                 self._document_query().where(
@@ -513,12 +548,14 @@ class DocumentStore:
             block_types.c.slug, block_documents.c.name
         )
         if slug is not None:
+            _check_keys(slug)
             query = query.where(block_types.c.slug == slug)
         with self.transaction() as conn:
             return self._records(conn, list(conn.execute(query).all()))
 
     def document_names(self, slug: str) -> list[str]:
         """Return the names of the documents of type ``slug``."""
+        _check_keys(slug)
         with self.transaction() as conn:
             return [
                 r[0]
@@ -566,6 +603,7 @@ class DocumentStore:
             BlockNotFoundError: No such document.
             BlockStoreError: Another document references it.
         """
+        _check_keys(slug, name)
         with self.transaction() as conn:
             rows = conn.execute(
                 self._document_query().where(

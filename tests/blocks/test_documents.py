@@ -1,5 +1,6 @@
 """Block documents: save, load, delete and list, on SQLite, PostgreSQL and MariaDB."""
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from blocks import (
     DocumentStore,
     SecretDict,
 )
+from blocks._crypto import SecretCipher
+from blocks._documents import SECRET
 from emitters import Event
 from emitters.testing import capture_events
 
@@ -232,6 +235,130 @@ def test_block_load_needs_an_address(store_url: str) -> None:
 
     with pytest.raises(ValueError, match="block-type/name"):
         Block.load("prod", store=store)
+
+
+# -- document names -----------------------------------------------------------------
+
+UNSTORABLE = pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("in\x00box", "U+0000 at position 2"),
+        ("in\tbox", "U+0009 at position 2"),
+        ("in\nbox", "U+000A at position 2"),
+        ("in\x7fbox", "U+007F at position 2"),
+        ("in\x85box", "U+0085 at position 2"),
+        ("in\ud800box", "U+D800 at position 2"),
+    ],
+    ids=["nul", "tab", "newline", "delete", "c1-next-line", "lone-surrogate"],
+)
+
+
+@UNSTORABLE
+def test_a_name_with_a_control_character_is_refused_on_save(
+    store_url: str, name: str, shown: str
+) -> None:
+    """Saving under a name with a control character or surrogate is a ValueError."""
+    store = DocumentStore(store_url)
+
+    with pytest.raises(ValueError, match="control characters or lone") as info:
+        DocOther(value=1).save(name, store=store)
+
+    message = str(info.value)
+    assert message.startswith("A document name cannot contain control characters")
+    assert repr(name) in message
+    assert shown in message
+    assert DocOther.list_documents(store=store) == []
+
+
+@UNSTORABLE
+def test_a_name_with_a_control_character_is_refused_on_load_and_delete(
+    store_url: str, name: str, shown: str
+) -> None:
+    """Load and delete by such a name give the save's ValueError, not a driver error."""
+    store = DocumentStore(store_url)
+    DocOther(value=1).save("inbox", store=store)
+    calls = [
+        lambda: DocOther.load(name, store=store),
+        lambda: DocOther.load(f"doc-other/{name}", store=store),
+        lambda: Block.load(f"doc-other/{name}", store=store),
+        lambda: DocOther.delete(name, store=store),
+        lambda: Block.delete(f"doc-other/{name}", store=store),
+    ]
+
+    for call in calls:
+        with pytest.raises(ValueError, match="control characters or lone surrogates"):
+            call()
+
+    assert [d.name for d in DocOther.list_documents(store=store)] == ["inbox"]
+
+
+def test_a_block_type_with_a_control_character_is_refused_on_load(
+    store_url: str,
+) -> None:
+    """Block.load of an address whose type holds NUL is a ValueError naming it."""
+    with pytest.raises(ValueError, match="block type slug cannot contain") as info:
+        Block.load("doc-\x00other/inbox", store=DocumentStore(store_url))
+
+    assert "'doc-\\x00other'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["inspect", "doc-other/in\x00box"],
+        ["delete", "doc-other/in\tbox"],
+        ["create", "doc-other", "in\nbox", "--set", "value=1"],
+    ],
+    ids=["inspect", "delete", "create"],
+)
+def test_the_cli_refuses_a_name_with_a_control_character(
+    store_url: str,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI reports such a name in one line and exits 1, on every database."""
+    from blocks._cli import main
+
+    DocOther(value=1).save("inbox", store=DocumentStore(store_url))
+    monkeypatch.setenv("EVENTBLOCKS_DATABASE_URL", store_url)
+
+    assert main(command) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("Error: A document name cannot contain control characters")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["create", "doc-\x00other", "inbox", "--set", "value=1"],
+        ["type", "inspect", "doc-\x00other"],
+        ["type", "delete", "doc-\x00other", "--force"],
+        ["ls", "--type", "doc-\x00other"],
+    ],
+    ids=["create", "type-inspect", "type-delete", "ls"],
+)
+def test_the_cli_refuses_a_block_type_with_a_control_character(
+    store_url: str,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A type slug with NUL is a one-line error, never a database error."""
+    from blocks._cli import main
+
+    DocOther(value=1).save("inbox", store=DocumentStore(store_url))
+    monkeypatch.setenv("EVENTBLOCKS_DATABASE_URL", store_url)
+
+    status = main(command)
+
+    err = capsys.readouterr().err
+    assert status in (1, 2), err
+    assert "control characters" in err or "No block type" in err, err
+    assert "database" not in err.lower()
+    assert err.count("\n") == 1
 
 
 # -- nested blocks ------------------------------------------------------------------
@@ -627,6 +754,62 @@ def test_secrets_are_encrypted_in_the_data_column(store_url: str) -> None:
     assert str(pin(secret)) not in raw
     # token, blob, options and address.door_code: one token each.
     assert raw.count('"$secret"') == 4
+
+
+class DocLoosened(Block):
+    """A class whose fields were secret in an earlier version and are plain now."""
+
+    block_type_slug: ClassVar[str] = "doc-loosened"
+
+    options: dict[str, str]
+    blob: bytes
+
+    def connect(self) -> None:
+        """Fail with the field values in the message, as a careless driver would."""
+        raise ConnectionError(f"login refused for {self.options} {self.blob!r}")
+
+
+def test_values_saved_as_secret_stay_redacted_after_their_fields_turn_plain(
+    store_url: str,
+) -> None:
+    """Values stored encrypted are registered on load, whatever the field is now."""
+    from emitters._redact import redact_text
+
+    store = DocumentStore(store_url)
+    secret = tag()
+    password, blob = f"opt-{secret}", f"blob-{secret}"
+    DocLoosened(options={}, blob=b"").save("vault", store=store)
+    # Written as an earlier class with SecretDict and SecretBytes fields saved it,
+    # by this process, which never held the values in a block.
+    cipher = SecretCipher()
+    data = {
+        "options": {
+            SECRET: cipher.encrypt(json.dumps({"password": password}).encode())
+        },
+        "blob": {SECRET: cipher.encrypt(blob.encode()), "bytes": True},
+    }
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE eventblocks_block_documents SET data = :d"),
+                {"d": json.dumps(data, sort_keys=True)},
+            )
+    finally:
+        engine.dispose()
+    assert redact_text(password) == password  # not registered yet
+
+    loaded = DocLoosened.load("vault", store=store)
+    with capture_events() as events, pytest.raises(ConnectionError):
+        loaded.connect()
+
+    assert loaded.options == {"password": password}
+    assert loaded.blob == blob.encode()
+    failed = named(events, "block.doc-loosened.connect.failed")
+    assert len(failed) == 1
+    dumped = json.dumps([e.model_dump(mode="json") for e in events])
+    assert secret not in dumped
+    assert MASK in dumped
 
 
 def test_key_file_is_created_with_mode_0600(

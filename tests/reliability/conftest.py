@@ -49,23 +49,7 @@ def no_environment_run(monkeypatch: pytest.MonkeyPatch) -> None:
 # Defects this suite found that are not fixed yet. Each stays an expected failure
 # (strict: once fixed, the test passes and the entry must go) until its fix lands;
 # docs/reliability.md lists them.
-KNOWN_DEFECTS = {
-    "test_names_that_differ_are_distinct_documents_on_every_backend[mariadb-": (
-        "MariaDB's default collation compares document names without case and accents"
-    ),
-    "test_a_large_document_round_trips_on_every_backend[mariadb]": (
-        "documents are stored in TEXT, limited to 64 kB on MariaDB"
-    ),
-    "test_a_name_with_nul_is_refused_or_kept_alike_on_every_backend[postgresql]": (
-        "PostgreSQL refuses NUL in a document name with a driver error, not the "
-        "clear validation error the other backends give"
-    ),
-    "test_a_value_saved_as_secret_stays_out_of_events_after_the_class_changes"
-    "[SecretDict-": (
-        "a value saved under a SecretDict field, loaded by a class whose field is "
-        "a plain dict, is not registered as secret"
-    ),
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
