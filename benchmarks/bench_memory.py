@@ -1,13 +1,19 @@
 """Memory stays bounded: 1,000,000 block calls against a sink that never returns.
 
-Run: ``python benchmarks/bench_memory.py [--calls N] [--json]``
+Run: ``python benchmarks/bench_memory.py [--calls N] [--policy P] [--json]``
 
-The sink's ``emit_batch`` blocks forever (until the run ends), so nothing is ever
-delivered: the main queue and the sink's backlog fill up to ``queue_size`` and
-everything after that is dropped and counted. The figure is the growth of the
+The sink's ``emit_batch`` blocks until the calls are done, so nothing is
+delivered meanwhile: the main queue and the sink's backlog fill up to
+``queue_size`` and everything after that is dropped (the oldest events, or the
+newest with ``--policy drop_newest``) and counted. The figure is the growth of the
 process's resident set size (``VmRSS``) from just before the calls to just after,
 and the rise of the peak RSS over the same span (the larger of the two counts),
 with the drops reported by ``stats()``. Budget (DESIGN.md section 7): under 50 MB.
+
+Then the sink is released and the pipeline flushed, and the JSON output also gives
+the counters before and after (``stalled``, ``final``) and how many events the
+sink received, so that a test can check that every event was either delivered or
+counted as dropped (the reliability suite runs this script as its load test).
 """
 
 from __future__ import annotations
@@ -21,22 +27,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from blocks import Block
-from emitters import Emitter, Event, configure, stats
+from emitters import Emitter, Event, configure, flush, stats
 
 BUDGET_MB = 50.0
+WARMUP_CALLS = 50_000
+QUEUE_SIZE = 10_000
 
 
 class StalledEmitter(Emitter):
-    """A sink whose ``emit_batch`` does not return until released."""
+    """A sink whose ``emit_batch`` does not return until released; then it counts."""
 
     def __init__(self) -> None:
         super().__init__(name="stalled")
         self.release = threading.Event()
         self.entered = threading.Event()
+        self.received = 0
 
     def emit_batch(self, events: Sequence[Event]) -> None:
         self.entered.set()
         self.release.wait()
+        self.received += len(events)
 
 
 class Probe(Block):
@@ -55,12 +65,12 @@ def rss_bytes() -> int:
     raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
-def measure(calls: int) -> dict[str, Any]:
+def measure(calls: int, policy: str = "drop_oldest") -> dict[str, Any]:
     sink = StalledEmitter()
-    configure(emitters=[sink])
+    configure(emitters=[sink], queue_size=QUEUE_SIZE, on_full=policy)  # type: ignore[arg-type]
     probe = Probe()
     # Warm up: the sink is stuck from the first batch on, the queues fill up.
-    for _ in range(50_000):
+    for _ in range(WARMUP_CALLS):
         probe.query("select 1")
     sink.entered.wait(10)
     time.sleep(0.5)
@@ -76,6 +86,8 @@ def measure(calls: int) -> dict[str, Any]:
     peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     after_stats = stats()
     sink.release.set()
+    flushed = flush(30)
+    final_stats = stats()
     configure(emitters=[])
     emitted = after_stats["emitted"] - before_stats["emitted"]
     dropped = after_stats["dropped"] - before_stats["dropped"]
@@ -94,15 +106,25 @@ def measure(calls: int) -> dict[str, Any]:
         "budget_mb": BUDGET_MB,
         "holds": growth_mb < BUDGET_MB and dropped > 0,
         "seconds": elapsed,
+        "policy": policy,
+        "warmup_calls": WARMUP_CALLS,
+        "queue_size": QUEUE_SIZE,
+        "stalled": after_stats,
+        "final": final_stats,
+        "flushed": flushed,
+        "received": sink.received,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument(
+        "--policy", choices=["drop_oldest", "drop_newest"], default="drop_oldest"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = measure(args.calls)
+    result = measure(args.calls, args.policy)
     if args.json:
         print(json.dumps(result, indent=2))
         return
