@@ -111,17 +111,24 @@ def _package_version() -> str:
         return "unknown"
 
 
-def check_name(name: object) -> str:
-    """Return ``name`` if it can name a document, else raise ValueError saying why."""
+def check_name(name: object, *, new: bool = True) -> str:
+    """Return ``name`` if it can name a document, else raise ValueError saying why.
+
+    Args:
+        name: The document name.
+        new: The name is for a document about to be saved. Names to look up may
+            hold control characters other than NUL, which earlier versions saved.
+    """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"A document name must be a non-empty string, not {name!r}.")
-    bad = unprintable(name)
+    bad = unprintable(name, unstorable_only=not new)
     if bad is not None:
         # NUL, tab, newline and the like; PostgreSQL refuses NUL in text, and a
         # lone surrogate is not text any database can store.
+        what = "control characters" if new else "NUL"
         raise ValueError(
-            f"A document name cannot contain control characters or lone "
-            f"surrogates: {name!r} has {bad}."
+            f"A document name cannot contain {what} or lone surrogates: "
+            f"{name!r} has {bad}."
         )
     if name != name.strip():
         raise ValueError(f"A document name cannot start or end with spaces: {name!r}.")
@@ -136,7 +143,10 @@ def check_name(name: object) -> str:
 
 
 def split_address(address: str) -> tuple[str, str]:
-    """Split ``"slug/name"`` into its parts, with a clear error for anything else."""
+    """Split ``"slug/name"`` into its parts, with a clear error for anything else.
+
+    The address names a stored document: see ``check_name(..., new=False)``.
+    """
     if not isinstance(address, str) or address.count("/") != 1:
         raise ValueError(
             f"Expected a document address 'block-type/name', such as "
@@ -145,13 +155,13 @@ def split_address(address: str) -> tuple[str, str]:
     slug, name = address.split("/")
     if not slug:
         raise ValueError(f"The address {address!r} has no block type before '/'.")
-    bad = unprintable(slug)
+    bad = unprintable(slug, unstorable_only=True)
     if bad is not None:
         raise ValueError(
-            f"A block type slug cannot contain control characters or lone surrogates: "
+            f"A block type slug cannot contain NUL or lone surrogates: "
             f"{slug!r} has {bad}."
         )
-    return slug, check_name(name)
+    return slug, check_name(name, new=False)
 
 
 # -- schemas -----------------------------------------------------------------------
@@ -475,7 +485,7 @@ def _resolve(
                 f"{cls.__name__} documents have the type {cls.block_type_slug!r}, not "
                 f"{slug!r}; load it with Block.load({slug + '/' + name!r})."
             )
-    return cls, cls.block_type_slug, check_name(name)
+    return cls, cls.block_type_slug, check_name(name, new=False)
 
 
 def load_document(cls: type[Block], name: str, store: DocumentStore | None) -> Block:

@@ -71,11 +71,16 @@ _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 _TRANSIENT_ERRNOS = frozenset({1213, 1205, 1305})
 
 
-def unprintable(text: str) -> str | None:
-    """Describe the first control character or lone surrogate in ``text``, if any."""
+def unprintable(text: str, *, unstorable_only: bool = False) -> str | None:
+    """Describe the first control character or lone surrogate in ``text``, if any.
+
+    With ``unstorable_only``, only what no database can store counts: NUL and lone
+    surrogates. Earlier versions saved names with other control characters (a
+    tab), and those must still load.
+    """
     for position, char in enumerate(text):
         category = unicodedata.category(char)
-        if category == "Cc":
+        if category == "Cc" and (char == "\x00" or not unstorable_only):
             return f"a control character (U+{ord(char):04X} at position {position})"
         if category == "Cs":
             return f"a lone surrogate (U+{ord(char):04X} at position {position})"
@@ -89,11 +94,13 @@ def _check_keys(slug: str | None, name: str | None = None) -> None:
     database error rather than "not found".
     """
     for what, text in (("block type slug", slug), ("document name", name)):
-        if isinstance(text, str) and (bad := unprintable(text)) is not None:
-            raise ValueError(
-                f"A {what} cannot contain control characters or lone surrogates: "
-                f"{text!r} has {bad}."
-            )
+        if isinstance(text, str):
+            bad = unprintable(text, unstorable_only=True)
+            if bad is not None:
+                raise ValueError(
+                    f"A {what} cannot contain NUL or lone surrogates: "
+                    f"{text!r} has {bad}."
+                )
 
 
 def _is_transient(orig: object) -> bool:
@@ -101,7 +108,10 @@ def _is_transient(orig: object) -> bool:
     if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
     args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
-    return bool(args) and args[0] in _TRANSIENT_ERRNOS
+    if not args or args[0] not in _TRANSIENT_ERRNOS:
+        return False
+    # 1305 also means a missing function or procedure: only a lost savepoint counts.
+    return args[0] != 1305 or "SAVEPOINT" in str(args[1:]).upper()
 
 
 class DocumentStore:

@@ -263,7 +263,7 @@ class EventBuilder:
                     payload["error"] = {"type": error[0], "message": error[1]}
                 if extra:
                     for key, value in extra.items():
-                        payload.setdefault(str(key), jsonable(value))
+                        payload.setdefault(mend_text(str(key)), jsonable(value))
             # An Event from trusted parts, as pydantic's constructor would fill it.
             event = new(event_type)
             set_dict(

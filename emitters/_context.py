@@ -21,6 +21,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from emitters._ids import new_uuid7
 from emitters._model import MAX_NAME, RelatedResource
+from emitters._text import mend_text
 
 __all__ = [
     "Run",
@@ -42,7 +43,11 @@ MAX_RUN_ID = MAX_NAME - len("task-run.")
 
 
 def _run_text_problem(value: str, limit: int) -> str | None:
-    """Say why ``value`` cannot be a run's id or name, or return None."""
+    """Say why ``value`` cannot be a run's id or name, or return None.
+
+    The length counts the text as events carry it, with lone surrogates escaped.
+    """
+    value = mend_text(value)
     if len(value) > limit:
         return f"is {len(value)} characters long; at most {limit} are allowed"
     if "\x00" in value:
@@ -121,7 +126,11 @@ def environment_run_context() -> RunContext:
             problem,
         )
         run_id = None
-    if name and _run_text_problem(name, MAX_NAME):
+    if name and (problem := _run_text_problem(name, MAX_NAME)):
+        logging.getLogger("emitters").warning(
+            "the flow run name in the environment %s: the run id names the run",
+            problem,
+        )
         name = None
     ctx = _EMPTY if not run_id else RunContext.of(Run(run_id, name or run_id), None)
     _env_cache = (key, ctx)

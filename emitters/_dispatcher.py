@@ -100,6 +100,7 @@ class Dispatcher:
         self.emitted = itertools.count()
         self.newest_dropped = itertools.count()
         self.consumed = 0
+        self.build_errors = 0
         self.filtered = 0
         self.processor_errors = 0
         self.builder = EventBuilder()
@@ -176,8 +177,7 @@ class Dispatcher:
             try:
                 events = self.builder.build(records)
             except BaseException:  # nothing may kill the thread (SystemExit included)
-                logger.exception("eventblocks could not build %d events", len(records))
-                continue
+                events = self._build_one_by_one(records)
             if self.config.processors:
                 events = self._process(events)
             if not events:
@@ -268,6 +268,18 @@ class Dispatcher:
             )
         return ok
 
+    def _build_one_by_one(self, records: list[Record]) -> list[Event]:
+        """Build each record alone, so that one that cannot be built costs only
+        itself; those are counted as dropped (and in ``build_errors``)."""
+        events: list[Event] = []
+        for record in records:
+            try:
+                events.extend(self.builder.build([record]))
+            except BaseException:
+                self.build_errors += 1
+                logger.exception("eventblocks could not build an event; dropped")
+        return events
+
     def stats(self) -> dict[str, Any]:
         with self._pop_lock:
             emitted = _count_value(self.emitted)
@@ -281,11 +293,12 @@ class Dispatcher:
         backlog = {w.name: w.dropped for w in self.workers}
         return {
             "emitted": emitted,
-            "dropped": queue_dropped + sum(backlog.values()),
+            "dropped": queue_dropped + sum(backlog.values()) + self.build_errors,
             "dropped_by_emitter": backlog,
             "delivered": {w.name: w.delivered for w in self.workers},
             "failed": {w.name: w.failed for w in self.workers},
             "filtered": self.filtered,
             "processor_errors": self.processor_errors,
+            "build_errors": self.build_errors,
             "queued": queued,
         }

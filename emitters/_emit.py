@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from emitters._build import KIND_EVENT
 from emitters._context import current_run_context
 from emitters._ids import uuid7_from_ns
-from emitters._model import Event, RelatedResource, Resource
+from emitters._model import MENDED_PAYLOAD, Event, RelatedResource, Resource
 from emitters._otel_context import snapshot_otel_context, trace_related
 from emitters._pipeline import STATE, ensure_configured
+from emitters._text import mend
 
 __all__ = ["emit_event"]
 
@@ -93,9 +94,14 @@ def emit_event(
         )
     body = dict(payload or {})
     try:
-        json.dumps(body, allow_nan=False)
+        text = json.dumps(body, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"payload must be JSON-serialisable: {exc}") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            body = mend(body)  # lone surrogates: see emitters._text
     if follows is not None and not isinstance(follows, UUID):
         try:
             follows = UUID(str(follows))
@@ -113,7 +119,8 @@ def emit_event(
     now = time.time_ns()
     try:
         built = Event.model_validate(
-            {
+            context={MENDED_PAYLOAD: True},
+            obj={
                 "id": uuid7_from_ns(now),
                 "occurred": datetime.fromtimestamp(now // 1000 / 1e6, tz=UTC),
                 "event": event,
@@ -121,7 +128,7 @@ def emit_event(
                 "related": extra + context,
                 "payload": body,
                 "follows": follows,
-            }
+            },
         )
     except ValidationError as exc:
         raise ValueError(f"invalid event: {_first_error(exc)}") from None

@@ -44,6 +44,8 @@ _Json = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 _MYSQL_TABLE: dict[str, Any] = {
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
 }
 BLOCK_TYPE_LENGTH = 128
 

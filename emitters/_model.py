@@ -12,16 +12,25 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from emitters._text import mend
+from emitters._text import mend_json, mend_text
 
-__all__ = ["MAX_NAME", "MAX_ROLE", "Event", "RelatedResource", "Resource"]
+__all__ = [
+    "MAX_NAME",
+    "MAX_ROLE",
+    "MENDED_PAYLOAD",
+    "Event",
+    "RelatedResource",
+    "Resource",
+]
 
 MAX_NAME = 255
 """The longest event name, resource id or resource name, in characters."""
 MAX_ROLE = 64
 """The longest role of a related resource."""
+MENDED_PAYLOAD = "eventblocks_mended_payload"
+"""A validation context key: the payload's text is known to encode as UTF-8."""
 
 
 def _no_nul(value: str | None, what: str) -> str | None:
@@ -44,10 +53,16 @@ class Resource(BaseModel):
 
     # Lone surrogates (undecodable file names) are escaped so every sink can
     # encode the text; see emitters._text.
-    @field_validator("id", "name", "labels", mode="before")
+    @field_validator("id", "name", mode="before")
     @classmethod
     def _mend_text(cls, value: Any) -> Any:
-        return mend(value)
+        return mend_text(value) if isinstance(value, str) else value
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _mend_labels(cls, value: Any, info: ValidationInfo) -> Any:
+        # JSON cannot carry a lone surrogate: pydantic's parser refuses one.
+        return value if info.mode == "json" else mend_json(value)
 
     @field_validator("id", "name")
     @classmethod
@@ -69,7 +84,7 @@ class RelatedResource(Resource):
     @field_validator("role", mode="before")
     @classmethod
     def _mend_role(cls, value: Any) -> Any:
-        return mend(value)
+        return mend_text(value) if isinstance(value, str) else value
 
     @field_validator("role")
     @classmethod
@@ -104,10 +119,17 @@ class Event(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
     follows: UUID | None = None
 
-    @field_validator("event", "payload", mode="before")
+    @field_validator("event", mode="before")
     @classmethod
-    def _mend_text(cls, value: Any) -> Any:
-        return mend(value)
+    def _mend_name(cls, value: Any) -> Any:
+        return mend_text(value) if isinstance(value, str) else value
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _mend_payload(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.mode == "json" or (info.context or {}).get(MENDED_PAYLOAD):
+            return value
+        return mend_json(value)
 
     @field_validator("event")
     @classmethod

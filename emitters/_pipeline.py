@@ -128,6 +128,7 @@ def _zero_stats() -> dict[str, Any]:
         "failed": {},
         "filtered": 0,
         "processor_errors": 0,
+        "build_errors": 0,
         "queued": 0,
     }
 
@@ -326,10 +327,12 @@ def stats() -> dict[str, Any]:
     """Return the pipeline's counters since the process started.
 
     Keys: ``emitted`` (int), ``dropped`` (int: events lost to a full queue, the
-    main one or a sink's backlog), ``delivered`` and ``failed`` (mappings from each
-    sink's name to a count; failed means its ``emit_batch`` raised),
-    ``dropped_by_emitter`` (backlog drops per sink), ``filtered`` (dropped by a
-    processor on purpose), ``processor_errors`` and ``queued`` (waiting now).
+    main one or a sink's backlog, or that could not be built), ``delivered`` and
+    ``failed`` (mappings from each sink's name to a count; failed means its
+    ``emit_batch`` raised), ``dropped_by_emitter`` (backlog drops per sink),
+    ``filtered`` (dropped by a processor on purpose), ``processor_errors``,
+    ``build_errors`` (events that could not be built, a bug worth reporting) and
+    ``queued`` (waiting now).
     """
     ensure_configured()
     return _PIPELINE.stats()

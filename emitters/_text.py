@@ -9,10 +9,11 @@ such text readable instead: each lone surrogate is written out as an escape,
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-__all__ = ["mend", "mend_text"]
+__all__ = ["mend", "mend_json", "mend_text"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -52,4 +53,24 @@ def mend(value: Any) -> Any:
         if all(a is b for a, b in zip(mended, value, strict=True)):
             return value
         return tuple(mended) if isinstance(value, tuple) else mended
+    return value
+
+
+def mend_json(value: Any) -> Any:
+    """Return :func:`mend` of ``value``, checking first, in C, whether it needs it.
+
+    Most payloads are ASCII, or text that encodes as UTF-8: one ``json.dumps``
+    says so much faster than a walk in Python. Values JSON cannot encode are
+    walked.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return mend(value)
+    if text.isascii():
+        return value
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return mend(value)
     return value

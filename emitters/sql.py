@@ -70,14 +70,12 @@ def _is_busy(exc: DBAPIError) -> bool:
 
 
 def _refused_data(exc: StatementError) -> bool:
-    """Whether the database (or its driver) refused the values, not the connection.
+    """Whether the database refused the values, not the connection or the statement.
 
     Such a batch is worth storing event by event; a lost connection or a missing
     table is not.
     """
-    if isinstance(exc, DBAPIError):
-        return isinstance(exc, DataError | IntegrityError)
-    return True  # the driver could not send a value (StatementError alone)
+    return isinstance(exc, DataError | IntegrityError)
 
 
 def _create_tables(conn: Connection) -> None:
@@ -255,12 +253,20 @@ class SQLEventStore(Emitter):
         for link in link_rows:
             links.setdefault(link[0], []).append(link)
         refused: list[str] = []
-        for row in rows:
+        for done, row in enumerate(rows):
             try:
                 self._write([row], links.get(row[0], []))
             except StatementError as exc:
                 if not _refused_data(exc):
-                    raise
+                    # The database went away: what was stored so far counts.
+                    stored = done - len(refused)
+                    if not stored:
+                        raise
+                    raise PartialDelivery(
+                        stored,
+                        f"stored {stored} of {len(rows)} events one by one, then "
+                        f"{type(exc.orig or exc).__name__}",
+                    ) from exc
                 refused.append(f"{type(exc.orig or exc).__name__} for event {row[0]}")
         if refused:
             raise PartialDelivery(
