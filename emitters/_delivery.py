@@ -67,6 +67,7 @@ class SinkWorker:
         self.dropped = 0
         self._items: deque[tuple[Sequence[Event] | None, FlushRequest | None]] = deque()
         self._pending = 0
+        self.join_limit: int = getattr(emitter, "_join_batches_up_to", 0)
         self._cond = threading.Condition()
         self._closing = False
         self.thread = threading.Thread(
@@ -116,12 +117,34 @@ class SinkWorker:
                 batch, marker = self._items.popleft()
                 if batch is not None:
                     self._pending -= len(batch)
+                    limit = self.join_limit
+                    if limit and len(batch) < limit:
+                        batch = self._join_waiting(batch, limit)
             if batch is not None:
                 self._deliver(batch)
             else:
                 assert isinstance(marker, FlushRequest)
                 marker.ok = self._flush(marker.deadline)
                 marker.set()
+
+    def _join_waiting(self, batch: Sequence[Event], limit: int) -> Sequence[Event]:
+        """Join the batches waiting right behind ``batch``, up to ``limit`` events.
+
+        A flush request stops the join, so it still follows every batch queued
+        before it. Called with the condition held.
+        """
+        items = self._items
+        if not items or items[0][0] is None:
+            return batch
+        joined = list(batch)
+        while items:
+            more = items[0][0]
+            if more is None or len(joined) + len(more) > limit:
+                break
+            items.popleft()
+            self._pending -= len(more)
+            joined.extend(more)
+        return joined
 
     def _deliver(self, batch: Sequence[Event]) -> None:
         try:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import threading
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from emitters import (
     ConsoleEmitter,
+    Emitter,
     Event,
     MemoryEmitter,
     Resource,
@@ -17,6 +20,7 @@ from emitters import (
     emit_event,
     flow_run,
     flush,
+    stats,
     task_run,
 )
 from emitters._ids import new_uuid7
@@ -249,3 +253,61 @@ def test_nested_captures_both_see_inner_events() -> None:
             second = emit_event("two", {"id": "r"})
     assert inner == [second]
     assert outer == [first, second]
+
+
+class _Gated(Emitter):
+    """A sink that holds its first batch until released; joins waiting batches."""
+
+    _join_batches_up_to = 1000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[list[Event]] = []
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        self.entered.set()
+        self.release.wait(10)
+        self.calls.append(list(events))
+
+
+def test_a_sink_that_fell_behind_gets_waiting_batches_joined_in_order() -> None:
+    """Batches waiting behind a busy sink arrive joined, in order, up to its limit."""
+    sink = _Gated()
+    configure(emitters=[sink], batch_size=100, flush_interval=0.01)
+    first = emit_event("gate", {"id": "r"})
+    assert sink.entered.wait(10)
+    emitted = [emit_event("tick", {"id": "r"}, payload={"i": i}) for i in range(2500)]
+    time.sleep(0.5)  # let the dispatcher queue them behind the held batch
+    sink.release.set()
+    assert flush(10)
+    received = [e for call in sink.calls for e in call]
+    assert received == [first, *emitted]
+    assert max(len(call) for call in sink.calls) > 100
+    assert all(len(call) <= 1000 for call in sink.calls)
+    assert stats()["delivered"]["_Gated"] >= 2501
+
+
+def test_a_flush_is_not_overtaken_by_joined_batches() -> None:
+    """Events emitted after a flush request are not joined into the batch before it."""
+    sink = _Gated()
+    configure(emitters=[sink], batch_size=100, flush_interval=0.01)
+    emit_event("gate", {"id": "r"})
+    assert sink.entered.wait(10)
+    before = [emit_event("tick", {"id": "r"}, payload={"i": i}) for i in range(300)]
+    time.sleep(0.3)
+    flushed: list[bool] = []
+    waiter = threading.Thread(target=lambda: flushed.append(flush(10)))
+    waiter.start()
+    time.sleep(0.3)  # the flush request now waits behind the batches above
+    after = [emit_event("tock", {"id": "r"}, payload={"i": i}) for i in range(300)]
+    time.sleep(0.3)
+    sink.release.set()
+    waiter.join(10)
+    assert flushed == [True]
+    assert flush(10)
+    names = [[e.event for e in call] for call in sink.calls]
+    # No delivery mixes events from before the flush with events from after it.
+    assert all(not ({"tick", "gate"} & set(n) and "tock" in n) for n in names)
+    assert [e for c in sink.calls for e in c][1:] == [*before, *after]
