@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from emitters._build import EventBuilder, Record
-from emitters._delivery import SinkWorker, logger, throttle
+from emitters._delivery import SinkWorker, throttle
 from emitters._emitter import Emitter
 from emitters._model import Event
 from emitters._processors import DropEvent, Processor
@@ -275,9 +275,16 @@ class Dispatcher:
         for record in records:
             try:
                 events.extend(self.builder.build([record]))
-            except BaseException:
+            except BaseException as exc:
                 self.build_errors += 1
-                logger.exception("eventblocks could not build an event; dropped")
+                # No traceback: its text could hold a secret the filter cannot see.
+                throttle.warn(
+                    "build",
+                    "eventblocks could not build an event (%d so far), dropped: %s: %s",
+                    self.build_errors,
+                    type(exc).__name__,
+                    redact_text(str(exc)),
+                )
         return events
 
     def stats(self) -> dict[str, Any]:

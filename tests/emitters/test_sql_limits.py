@@ -130,7 +130,9 @@ class Unbuildable(Limited):
         raise RuntimeError("no description")
 
 
-def test_an_event_that_cannot_be_built_is_counted_and_costs_only_itself() -> None:
+def test_an_event_that_cannot_be_built_is_counted_and_costs_only_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Events the dispatcher cannot build are dropped and counted; others deliver."""
     sink = MemoryEmitter(name="built")
     configure(emitters=[sink])
@@ -145,6 +147,7 @@ def test_an_event_that_cannot_be_built_is_counted_and_costs_only_itself() -> Non
     assert after["dropped"] - before["dropped"] == 2
     assert after["delivered"]["built"] == 4
     assert after["emitted"] - before["emitted"] == 6
+    assert "could not build an event (1 so far), dropped: RuntimeError" in caplog.text
 
 
 _CHECKED_EVENTS = """CREATE TABLE eventblocks_events (
