@@ -74,6 +74,12 @@ def _server_url(url: str, name: str) -> str:
     return url
 
 
+@pytest.fixture
+def postgres_url() -> str:
+    """The test PostgreSQL server's URL, its eventblocks tables dropped first."""
+    return _server_url(POSTGRES_URL, "PostgreSQL")
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL for the document and event stores, once per backend, emptied

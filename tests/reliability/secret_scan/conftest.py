@@ -18,7 +18,6 @@ import base64
 import gzip
 import json
 import logging
-import os
 import secrets
 import socket
 import threading
@@ -37,10 +36,6 @@ from emitters.file import FileEmitter
 from emitters.http import HttpEmitter
 from emitters.sql import SQLEventStore
 
-POSTGRES_URL = os.environ.get(
-    "EVENTBLOCKS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SPECIALS = "/+=&%? x"
 
 
@@ -151,7 +146,9 @@ class Scan:
         base_url: str,
         bodies: list[bytes],
         capfd: pytest.CaptureFixture[str],
+        postgres_url: str,
     ) -> None:
+        self.postgres_url = postgres_url
         from opentelemetry.exporter.otlp.proto.http._log_exporter import (
             OTLPLogExporter,
         )
@@ -181,7 +178,7 @@ class Scan:
             SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{base_url}/v1/logs"))
         )
         self.spool = tmp / "spool"
-        self.pg_store = SQLEventStore(POSTGRES_URL, name="pg-store")
+        self.pg_store = SQLEventStore(self.postgres_url, name="pg-store")
         self.sinks = [
             self.memory,
             ConsoleEmitter(self.console, name="console"),
@@ -269,7 +266,7 @@ class Scan:
             "stderr": err.encode(),
             "log records": "\n".join(self.records.lines).encode(),
             "http and otlp bodies": b"\n".join(self.bodies),
-            "postgresql rows": _rows(POSTGRES_URL),
+            "postgresql rows": _rows(self.postgres_url),
             "sqlite rows": _rows(DocumentStore().url),
         }
         for folder in (self.tmp, self.home):
@@ -360,40 +357,18 @@ def scan(
     eventblocks_home: Path,
     receiver: tuple[str, list[bytes]],
     capfd: pytest.CaptureFixture[str],
+    postgres_url: str,
 ) -> Iterator[Scan]:
     """Every sink configured, every log recorded; the test ends with assert_clean()."""
     base_url, bodies = receiver
     bodies.clear()
-    try:
-        _reset_postgres()
-    except Exception as exc:  # unreachable: the scan runs without PostgreSQL
-        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true: the service must run)")
-        pytest.skip(message)
-    result = Scan(tmp_path, eventblocks_home, base_url, bodies, capfd)
+    result = Scan(tmp_path, eventblocks_home, base_url, bodies, capfd, postgres_url)
     result.start()
     try:
         yield result
     finally:
         if not result.stopped:
             result.stop()
-
-
-def _reset_postgres() -> None:
-    from blocks import _store
-    from emitters import _event_tables
-    from emitters import sql as sql_module
-
-    engine = sa.create_engine(POSTGRES_URL)
-    try:
-        with engine.begin() as conn:
-            _store.metadata.drop_all(conn)
-            _event_tables.metadata.drop_all(conn)
-    finally:
-        engine.dispose()
-    _store._ready.discard(POSTGRES_URL)
-    sql_module._ready.discard(POSTGRES_URL)
 
 
 @pytest.fixture
@@ -403,6 +378,6 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def postgres() -> sa.URL:
+def postgres(postgres_url: str) -> sa.URL:
     """The URL of the PostgreSQL server the scan uses (the test service)."""
-    return sa.make_url(POSTGRES_URL)
+    return sa.make_url(postgres_url)
