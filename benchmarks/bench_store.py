@@ -35,8 +35,8 @@ import sqlalchemy as sa
 
 from blocks import Block
 from emitters import configure, flow_run, flush
-from emitters._event_tables import EVENT_COLUMNS, metadata
 from emitters.sql import SQLEventStore
+from emitters.sql._tables import EVENT_COLUMNS, metadata
 
 BUDGETS = {"events_per_s": 100_000.0, "vs_raw_executemany": 0.5}
 BATCH = 512  # the pipeline's default batch_size; --batch changes it

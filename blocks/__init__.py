@@ -6,7 +6,8 @@ and ``succeeded``/``failed`` events through :mod:`emitters`.
 """
 
 from blocks._block import Block
-from blocks._documents import DocumentInfo
+from blocks._documents.operations import DocumentInfo
+from blocks._documents.store import DocumentStore
 from blocks._errors import (
     BlockDecryptionError,
     BlockDefinitionError,
@@ -24,7 +25,6 @@ from blocks._registry import (
     registered_types,
 )
 from blocks._secrets import SecretDict
-from blocks._store import DocumentStore
 
 __all__ = [
     "Block",

@@ -2,6 +2,6 @@
 
 import sys
 
-from blocks._cli import main
+from blocks._cli.app import main
 
 sys.exit(main())

@@ -14,12 +14,11 @@ from blocks._instrument import instrument_class
 from blocks._registry import register_type
 from blocks._secrets import iter_secret_values
 from emitters import RelatedResource, Resource, register_secret
-from emitters._build import SourceInfo
-from emitters._pipeline import EVENTS_OFF_AT_IMPORT, drain, ensure_configured
+from emitters._sdk import EVENTS_OFF_AT_IMPORT, SourceInfo, drain, ensure_configured
 
 if TYPE_CHECKING:
-    from blocks._documents import DocumentInfo
-    from blocks._store import DocumentStore
+    from blocks._documents.operations import DocumentInfo
+    from blocks._documents.store import DocumentStore
 
 __all__ = ["Block", "kebab_case"]
 
@@ -135,7 +134,7 @@ class Block(BaseModel):
                 spaces, or contains ``/``, a control character or a lone surrogate.
             BlockStoreError: The database cannot be used.
         """
-        from blocks._documents import save_block
+        from blocks._documents.operations import save_block
 
         return save_block(self, name, overwrite=overwrite, store=store)
 
@@ -152,7 +151,7 @@ class Block(BaseModel):
             BlockDecryptionError: The encryption key is missing or not the one the
                 document was saved with.
         """
-        from blocks._documents import load_document
+        from blocks._documents.operations import load_document
 
         return load_document(cls, name, store)  # type: ignore[return-value]
 
@@ -165,7 +164,7 @@ class Block(BaseModel):
             BlockNotFoundError: No such document.
             BlockStoreError: Another document uses it as a nested block.
         """
-        from blocks._documents import delete_document
+        from blocks._documents.operations import delete_document
 
         delete_document(cls, name, store)
 
@@ -174,7 +173,7 @@ class Block(BaseModel):
         cls, *, store: DocumentStore | None = None
     ) -> list[DocumentInfo]:
         """Return the saved documents of this type (of every type, on ``Block``)."""
-        from blocks._documents import list_documents
+        from blocks._documents.operations import list_documents
 
         return list_documents(cls, store)
 

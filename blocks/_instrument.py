@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from emitters._calls import PayloadHook, call_wrapper
+from emitters._sdk import PayloadHook, call_wrapper
 
 __all__ = [
     "EXCLUDED_NAMES",

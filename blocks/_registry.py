@@ -23,7 +23,7 @@ from blocks._errors import BlockDefinitionError, BlockNotFoundError
 
 if TYPE_CHECKING:
     from blocks._block import Block
-    from blocks._store import DocumentStore
+    from blocks._documents.store import DocumentStore
 
 __all__ = [
     "ENTRY_POINT_GROUP",

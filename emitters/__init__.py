@@ -10,7 +10,7 @@ from emitters._context import Run, bind_context, current_run, flow_run, task_run
 from emitters._emit import emit_event
 from emitters._emitter import Emitter, MemoryEmitter, PartialDelivery
 from emitters._model import Event, RelatedResource, Resource
-from emitters._pipeline import configure, flush, shutdown, stats
+from emitters._pipeline.pipeline import configure, flush, shutdown, stats
 from emitters._processors import DropEvent, event_filter, sampler
 from emitters._redact import register_secret
 

@@ -11,13 +11,13 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from emitters._build import KIND_EVENT
 from emitters._context import current_run_context
 from emitters._ids import uuid7_from_ns
 from emitters._model import MENDED_PAYLOAD, Event, RelatedResource, Resource
-from emitters._otel_context import snapshot_otel_context, trace_related
-from emitters._pipeline import STATE, ensure_configured
+from emitters._pipeline.build import KIND_EVENT
+from emitters._pipeline.pipeline import STATE, ensure_configured
 from emitters._text import mend
+from emitters._trace import snapshot_otel_context, trace_related
 
 __all__ = ["emit_event"]
 

@@ -2,7 +2,7 @@
 
 Events built by the SDK itself are assembled by the dispatcher from trusted parts
 without validation, through the slot setters below (see
-:meth:`emitters._build.EventBuilder.build`); everything that comes from outside
+:meth:`emitters._pipeline.build.EventBuilder.build`); everything that comes from outside
 (JSON, a user's call to ``emit_event``) goes through pydantic validation.
 """
 

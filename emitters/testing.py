@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from emitters._model import Event
-from emitters._pipeline import add_tap, drain, remove_tap
+from emitters._pipeline.pipeline import add_tap, drain, remove_tap
 
 __all__ = ["capture_events"]
 

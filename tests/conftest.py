@@ -49,8 +49,9 @@ def eventblocks_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _reset_database(url: str) -> None:
     """Drop eventblocks' tables so a test starts from an empty database."""
-    from blocks import _store
-    from emitters import _event_tables, sql
+    from blocks._documents import store as _store
+    from emitters.sql import _store as sql
+    from emitters.sql import _tables as _event_tables
 
     engine = sa.create_engine(url)
     try:

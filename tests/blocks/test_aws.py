@@ -484,9 +484,9 @@ def test_move_object_removes_the_original(bucket: S3Bucket) -> None:
 def test_delete_objects(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
     """delete_objects deletes in batches, missing keys included; one path is a
     TypeError."""
-    from blocks import _aws_s3_ops
+    from blocks.aws import _s3_ops
 
-    monkeypatch.setattr(_aws_s3_ops, "_DELETE_BATCH", 2)
+    monkeypatch.setattr(_s3_ops, "_DELETE_BATCH", 2)
     for name in ("a", "b", "c", "keep"):
         put(bucket, f"{name}.txt", b"x")
     with capture_events() as events:

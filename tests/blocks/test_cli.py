@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from blocks._crypto import SecretCipher
-from blocks._documents import SECRET
-from blocks._store import DocumentStore
+from blocks._documents.crypto import SecretCipher
+from blocks._documents.operations import SECRET
+from blocks._documents.store import DocumentStore
 
 DSN = "postgresql://etl:dsn-pa55word@warehouse.internal/analytics"
 PASSWORD = "login-pa55word"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-import blocks._store
+import blocks._documents.store
 from blocks import (
     Block,
     BlockDecryptionError,
@@ -27,9 +27,9 @@ from blocks import (
     DocumentStore,
     SecretDict,
 )
-from blocks._crypto import SecretCipher
-from blocks._documents import SECRET
-from blocks._tables import block_documents
+from blocks._documents.crypto import SecretCipher
+from blocks._documents.operations import SECRET
+from blocks._documents.tables import block_documents
 from emitters import Event
 from emitters.testing import capture_events
 
@@ -344,7 +344,7 @@ def test_the_cli_refuses_a_name_with_a_control_character(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The CLI reports such a name in one line and exits 1, on every database."""
-    from blocks._cli import main
+    from blocks._cli.app import main
 
     DocOther(value=1).save("inbox", store=DocumentStore(store_url))
     monkeypatch.setenv("EVENTBLOCKS_DATABASE_URL", store_url)
@@ -374,7 +374,7 @@ def test_the_cli_refuses_a_block_type_with_a_control_character(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A type slug with NUL is a one-line error, never a database error."""
-    from blocks._cli import main
+    from blocks._cli.app import main
 
     DocOther(value=1).save("inbox", store=DocumentStore(store_url))
     monkeypatch.setenv("EVENTBLOCKS_DATABASE_URL", store_url)
@@ -939,7 +939,7 @@ def test_invalid_key_in_environment_is_a_clear_error(
 
 def _encrypt_at_once(threads: int) -> tuple[list[str], list[BaseException]]:
     """Encrypt from ``threads`` fresh ciphers released at once; tokens and errors."""
-    from blocks._crypto import SecretCipher
+    from blocks._documents.crypto import SecretCipher
 
     start = threading.Barrier(threads)
     tokens: list[str] = []
@@ -980,12 +980,15 @@ def test_threads_creating_the_key_file_at_once_share_one_key(
 
 def test_new_database_records_the_current_schema_version(store_url: str) -> None:
     """A fresh database is stamped with SCHEMA_VERSION on first use."""
-    assert DocumentStore(store_url).schema_version() == blocks._store.SCHEMA_VERSION
+    assert (
+        DocumentStore(store_url).schema_version()
+        == blocks._documents.store.SCHEMA_VERSION
+    )
 
 
 def _stored_schema_version(url: str) -> str:
     """Read eventblocks_meta's schema_version row, bypassing blocks."""
-    meta = blocks._store.meta
+    meta = blocks._documents.store.meta
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -1001,8 +1004,8 @@ def _stored_schema_version(url: str) -> str:
 def test_database_from_a_newer_version_is_refused(store_url: str) -> None:
     """A database stamped with a higher schema version asks to upgrade."""
     DocOther(value=1).save("prod", store=DocumentStore(store_url))
-    newer = blocks._store.SCHEMA_VERSION + 1
-    meta = blocks._store.meta
+    newer = blocks._documents.store.SCHEMA_VERSION + 1
+    meta = blocks._documents.store.meta
     engine = sa.create_engine(store_url)
     try:
         with engine.begin() as conn:
@@ -1013,7 +1016,7 @@ def test_database_from_a_newer_version_is_refused(store_url: str) -> None:
             )
     finally:
         engine.dispose()
-    blocks._store._ready.discard(store_url)
+    blocks._documents.store._ready.discard(store_url)
 
     fresh = DocumentStore(store_url)
     with pytest.raises(BlockStoreError) as info:

@@ -19,13 +19,13 @@ import pytest
 from pydantic import SecretStr
 
 from blocks import BlockValidationError, DocumentStore, event_payload, is_instrumented
-from blocks._http_redact import (
+from blocks.http import BasicAuth, BearerAuth, HttpEndpoint, Webhook
+from blocks.http._redact import (
     is_secret_name,
     redact_url,
     request_secrets,
     scrub_exception,
 )
-from blocks.http import BasicAuth, BearerAuth, HttpEndpoint, Webhook
 from emitters import Event
 from emitters.testing import capture_events
 

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.dialects import mysql
 
-import blocks._store
+import blocks._documents.store
 from blocks import Block, DocumentStore
-from blocks._tables import MIGRATIONS
+from blocks._documents.tables import MIGRATIONS
 from blocks.system import JSON
 
 # Secret values are registered for redaction process-wide: make them distinctive.
@@ -133,11 +133,11 @@ def _version_1_database(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # differ. Saving with the current code told it is version 1 leaves the database
     # at version 1.
     with monkeypatch.context() as patch:
-        patch.setattr(blocks._store, "SCHEMA_VERSION", 1)
+        patch.setattr(blocks._documents.store, "SCHEMA_VERSION", 1)
         store = DocumentStore(url)
         MigrationVault(label="old", token=TOKEN).save("Prod", store=store)
         assert store.schema_version() == 1
-    blocks._store._ready.discard(url)
+    blocks._documents.store._ready.discard(url)
 
 
 def _columns(url: str) -> dict[tuple[str, str], tuple[str, bool]]:
@@ -150,7 +150,7 @@ def _columns(url: str) -> dict[tuple[str, str], tuple[str, bool]]:
                 str(column["type"].compile(dialect=engine.dialect)),
                 bool(column["nullable"]),
             )
-            for table in blocks._store.metadata.tables
+            for table in blocks._documents.store.metadata.tables
             for column in inspector.get_columns(table)
         }
     finally:
@@ -181,10 +181,10 @@ def _drop_tables(url: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            blocks._store.metadata.drop_all(conn)
+            blocks._documents.store.metadata.drop_all(conn)
     finally:
         engine.dispose()
-    blocks._store._ready.discard(url)
+    blocks._documents.store._ready.discard(url)
 
 
 def _is_mysql(url: str) -> bool:
@@ -201,7 +201,7 @@ def test_a_version_1_database_is_upgraded_in_place(
     store = DocumentStore(store_url)
     old = MigrationVault.load("Prod", store=store)
 
-    assert store.schema_version() == blocks._store.SCHEMA_VERSION == 2
+    assert store.schema_version() == blocks._documents.store.SCHEMA_VERSION == 2
     assert old.label == "old"
     assert old.token.get_secret_value() == TOKEN
     # What version 1 got wrong on MariaDB holds after the upgrade.

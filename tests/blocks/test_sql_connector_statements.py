@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, DropTable
 
-from blocks._sql_redact import bound_values, error_detail, scrub_db_error
-from blocks._sql_statements import as_statement, operation_name, result_key
+from blocks.sql._redact import bound_values, error_detail, scrub_db_error
+from blocks.sql._statements import as_statement, operation_name, result_key
 from emitters._redact import MASK
 
 TABLE = sa.Table("orders", sa.MetaData(), sa.Column("id", sa.Integer))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emitters import ConsoleEmitter, configure, emit_event, flush
-from emitters._pipeline import default_emitters
+from emitters._pipeline.pipeline import default_emitters
 from emitters.sql import SQLEventStore
 
 

@@ -27,14 +27,14 @@ import pytest
 
 from blocks import Block
 from emitters import Event, Resource, configure, emit_event, flow_run, flush, stats
-from emitters._http_wire import (
+from emitters._ids import new_uuid7
+from emitters.http import HttpDeliveryError, HttpEmitter, from_environment
+from emitters.http._wire import (
     backoff_delay,
     is_retryable,
     parse_headers,
     retry_after_seconds,
 )
-from emitters._ids import new_uuid7
-from emitters.http import HttpDeliveryError, HttpEmitter, from_environment
 from emitters.testing import capture_events
 
 # -- the receiver -----------------------------------------------------------------

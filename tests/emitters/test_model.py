@@ -22,9 +22,9 @@ from emitters import (
     flush,
     task_run,
 )
-from emitters._build import SourceInfo
-from emitters._calls import call_wrapper
 from emitters._ids import IdSequence, new_uuid7, uuid7_from_ns
+from emitters._pipeline.build import SourceInfo
+from emitters._pipeline.calls import call_wrapper
 from emitters.testing import capture_events
 
 

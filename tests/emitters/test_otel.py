@@ -30,8 +30,8 @@ from pydantic import SecretStr
 
 from blocks import Block, event_payload
 from emitters import MemoryEmitter, configure, flow_run, flush, task_run
-from emitters._otel_spans import time_ns
 from emitters.otel import OpenTelemetryEmitter
+from emitters.otel._spans import time_ns
 from emitters.testing import capture_events
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
-import tomllib
 import types
 from pathlib import Path
 
@@ -93,14 +92,6 @@ def test_distribution_top_level_names_are_blocks_and_emitters() -> None:
             and "__editable__" not in str(f)
         }
     assert names == {"blocks", "emitters"}
-
-
-def test_pyproject_packages_are_blocks_and_emitters() -> None:
-    """pyproject.toml builds exactly the blocks and emitters packages."""
-    pyproject = ROOT / "pyproject.toml"
-    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    assert data["project"]["name"] == "eventblocks"
-    assert sorted(data["tool"]["setuptools"]["packages"]) == ["blocks", "emitters"]
 
 
 def test_emitters_never_imports_blocks() -> None:

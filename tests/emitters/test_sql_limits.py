@@ -31,9 +31,9 @@ from emitters import (
     flush,
     stats,
 )
-from emitters._event_tables import upgrade_event_tables
 from emitters._ids import uuid7_from_ns
 from emitters.sql import SQLEventStore
+from emitters.sql._tables import upgrade_event_tables
 
 
 def _event(resource_id: str, **payload: object) -> Event:

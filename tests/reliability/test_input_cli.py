@@ -1,7 +1,7 @@
 """Bad input, command line: whatever the arguments or the environment, the CLI
 ends with one ``Error:`` line and status 1 or 2, never a traceback, never a secret.
 
-Property-based (hypothesis) in-process runs of ``blocks._cli.main`` over argument
+Property-based (hypothesis) in-process runs of ``blocks._cli.app.main`` over argument
 lists drawn from the real commands and options mixed with hostile values (odd
 Unicode, lone surrogates as Linux gives undecodable bytes, huge numbers, bad
 durations, files that do not parse), then real ``python -m blocks`` processes for
@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blocks._cli import main
+from blocks._cli.app import main
 from blocks.system import JSON, Secret, String
 from emitters import configure, flow_run, flush
 from emitters.sql import SQLEventStore

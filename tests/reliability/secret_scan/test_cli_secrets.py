@@ -178,7 +178,7 @@ def test_cli_commands_leak_nothing(scan: Any, tmp_path: Path) -> None:
         ]
     reader = (
         "import json, sys\n"
-        "from blocks._cli import main\n"
+        "from blocks._cli.app import main\n"
         "for args in json.loads(sys.argv[1]):\n"
         "    print('$', *args, flush=True)\n"
         "    print('status', main(args), flush=True)\n"

@@ -1,0 +1,552 @@
+"""The ``S3Bucket`` block: read, write, list, transfer, copy and delete objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any, BinaryIO, ClassVar
+
+from pydantic import Field, field_validator
+
+from blocks._block import Block
+from blocks._instrument import event_payload
+from blocks.aws import _s3_ops as ops
+from blocks.aws._credentials import AwsCredentials
+from blocks.aws._s3_ops import Site
+from blocks.aws._s3_payload import arun_tallied, run_tallied, s3_payload
+from blocks.aws._transfer import Tally
+
+__all__ = ["S3Bucket"]
+
+_OBJECT = s3_payload()
+_FOLDER = s3_payload(counts_objects=True)
+_LISTING = s3_payload(moves_bytes=False, counts_objects=True)
+
+PathLike = str | os.PathLike[str]
+
+
+def _join(folder: str, path: str) -> str:
+    path = path.lstrip("/")
+    return f"{folder}/{path}" if folder and path else folder or path
+
+
+class S3Bucket(Block):
+    """An S3 bucket (or a bucket of an S3-compatible store), optionally a folder
+    of it.
+
+    Every path is a key relative to ``bucket_folder``. Each method has an async
+    twin prefixed ``a`` (``aread_path``...) that runs it in a worker thread, so
+    the event loop goes on, with the same run context and the same events.
+    Transfers go through boto3's transfer manager: objects from 8 MiB on move in
+    parts, on several threads.
+
+    Each call's outcome event records ``bucket``, the ``key`` or ``prefix``, and
+    ``bytes`` and ``objects`` moved; a failure adds S3's ``error_code``
+    (``NoSuchKey``, ``AccessDenied``...) and the HTTP ``status_code``. Errors are
+    botocore's own exceptions, their messages naming the bucket and the key. The
+    credentials' ``get_client`` emits its own events, and once the credentials
+    are saved, every event of the bucket names their document (role
+    ``nested-block``).
+
+    Attributes:
+        bucket_name: The bucket's name.
+        credentials: The ``AwsCredentials`` block to reach it with.
+        bucket_folder: A folder of the bucket that every path is relative to.
+    """
+
+    block_type_slug: ClassVar[str] = "s3-bucket"
+
+    bucket_name: str
+    credentials: AwsCredentials = Field(default_factory=AwsCredentials)
+    bucket_folder: str = ""
+
+    @field_validator("bucket_name")
+    @classmethod
+    def _valid_bucket_name(cls, value: str) -> str:
+        if not value or "/" in value or value != value.strip():
+            raise ValueError(
+                "must be a bucket name, without '/' or spaces; put folders in "
+                "bucket_folder"
+            )
+        return value
+
+    @field_validator("bucket_folder")
+    @classmethod
+    def _clean_folder(cls, value: str) -> str:
+        return value.strip("/")
+
+    # -- keys and the client -------------------------------------------------------
+
+    def _key(self, path: PathLike) -> str:
+        # A string is the key as given (a trailing "/" included); a local path
+        # object is turned into its POSIX form.
+        text = path.as_posix() if isinstance(path, PurePath) else os.fspath(path)
+        if not text.strip("/"):
+            raise ValueError(
+                f"An object of bucket {self.bucket_name!r} needs a key, not {text!r}."
+            )
+        return _join(self.bucket_folder, text)
+
+    def _prefix(self, folder: PathLike) -> str:
+        joined = _join(self.bucket_folder, os.fspath(folder).strip("/"))
+        return f"{joined}/" if joined else ""
+
+    def _site(self) -> Site:
+        credentials = self.credentials
+        name = credentials.document_name
+        return Site(
+            client=credentials.get_client("s3"),
+            bucket=self.bucket_name,
+            credentials=f"aws-credentials/{name}" if name else "the AwsCredentials",
+            secrets=tuple(credentials._secret_values()),
+        )
+
+    def _about(self, tally: Tally, **detail: Any) -> None:
+        tally.detail = {"bucket": self.bucket_name, **detail}
+
+    # -- implementations (called on the caller's thread or a worker thread) --------
+
+    def _read_path(self, tally: Tally, path: PathLike) -> bytes:
+        key = self._key(path)
+        self._about(tally, key=key)
+        return ops.read(self._site(), key, tally)
+
+    def _write_path(self, tally: Tally, path: PathLike, content: bytes) -> str:
+        key = self._key(path)
+        self._about(tally, key=key)
+        if not isinstance(content, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"write_path takes bytes, not {type(content).__name__}; encode text "
+                "first, as in content.encode()"
+            )
+        ops.write(self._site(), key, bytes(content), tally)
+        return key
+
+    def _list_objects(
+        self,
+        tally: Tally,
+        folder: PathLike,
+        delimiter: str,
+        page_size: int | None,
+        max_items: int | None,
+    ) -> list[dict[str, Any]]:
+        prefix = self._prefix(folder)
+        self._about(tally, prefix=prefix)
+        site = self._site()
+        objects = ops.list_objects(site, prefix, delimiter, page_size, max_items)
+        tally.add_object(len(objects))
+        return objects
+
+    def _download_object_to_path(
+        self, tally: Tally, from_path: PathLike, to_path: PathLike | None
+    ) -> Path:
+        key = self._key(from_path)
+        self._about(tally, key=key)
+        target = Path(PurePosixPath(key).name if to_path is None else to_path)
+        ops.download_file(self._site(), key, target, tally)
+        return target
+
+    def _download_object_to_file_object(
+        self, tally: Tally, from_path: PathLike, to_file_object: BinaryIO
+    ) -> BinaryIO:
+        key = self._key(from_path)
+        self._about(tally, key=key)
+        ops.download_fileobj(self._site(), key, to_file_object, tally)
+        return to_file_object
+
+    def _download_folder_to_path(
+        self, tally: Tally, from_folder: PathLike, to_folder: PathLike | None
+    ) -> Path:
+        prefix = self._prefix(from_folder)
+        self._about(tally, prefix=prefix)
+        target = Path.cwd() if to_folder is None else Path(to_folder)
+        ops.download_folder(self._site(), prefix, target, tally)
+        return target
+
+    def _upload_from_path(
+        self, tally: Tally, from_path: PathLike, to_path: PathLike | None
+    ) -> str:
+        source = Path(from_path)
+        key = self._key(source.name if to_path is None else to_path)
+        self._about(tally, key=key)
+        ops.upload_file(self._site(), source, key, tally)
+        return key
+
+    def _upload_from_file_object(
+        self, tally: Tally, from_file_object: BinaryIO, to_path: PathLike
+    ) -> str:
+        key = self._key(to_path)
+        self._about(tally, key=key)
+        ops.upload_fileobj(self._site(), from_file_object, key, tally)
+        return key
+
+    def _upload_from_folder(
+        self, tally: Tally, from_folder: PathLike, to_folder: PathLike | None
+    ) -> str:
+        prefix = self._prefix("" if to_folder is None else to_folder)
+        self._about(tally, prefix=prefix)
+        ops.upload_folder(self._site(), Path(from_folder), prefix, tally)
+        return prefix
+
+    def _destination(
+        self, to_path: PathLike, to_bucket: S3Bucket | str | None
+    ) -> tuple[str, str]:
+        if isinstance(to_bucket, S3Bucket):
+            return to_bucket.bucket_name, to_bucket._key(to_path)
+        if to_bucket is None:
+            return self.bucket_name, self._key(to_path)
+        return to_bucket, _join("", os.fspath(to_path))
+
+    def _copy_object(
+        self,
+        tally: Tally,
+        from_path: PathLike,
+        to_path: PathLike,
+        to_bucket: S3Bucket | str | None,
+    ) -> str:
+        key = self._key(from_path)
+        bucket, to_key = self._destination(to_path, to_bucket)
+        self._about(tally, key=key, to_bucket=bucket, to_key=to_key)
+        if (bucket, to_key) == (self.bucket_name, key):
+            raise ValueError(
+                f"The object {key!r} of bucket {bucket!r} cannot be copied or moved "
+                "onto itself."
+            )
+        ops.copy(self._site(), key, bucket, to_key, tally)
+        return to_key
+
+    def _move_object(
+        self,
+        tally: Tally,
+        from_path: PathLike,
+        to_path: PathLike,
+        to_bucket: S3Bucket | str | None,
+    ) -> str:
+        to_key = self._copy_object(tally, from_path, to_path, to_bucket)
+        ops.delete_one(self._site(), tally.detail["key"])
+        return to_key
+
+    def _delete_objects(self, tally: Tally, paths: Iterable[PathLike]) -> list[str]:
+        if isinstance(paths, str | bytes | os.PathLike):
+            raise TypeError(
+                "delete_objects takes a list of paths, not one path: "
+                "delete_objects([path])"
+            )
+        keys = [self._key(path) for path in paths]
+        self._about(tally, keys=len(keys))
+        return ops.delete(self._site(), keys, tally)
+
+    def _stream_from(
+        self,
+        tally: Tally,
+        bucket: S3Bucket,
+        from_path: PathLike,
+        to_path: PathLike | None,
+    ) -> str:
+        source_key = bucket._key(from_path)
+        key = self._key(PurePosixPath(source_key).name if to_path is None else to_path)
+        self._about(
+            tally, key=key, source_bucket=bucket.bucket_name, source_key=source_key
+        )
+        ops.stream(self._site(), bucket._site(), source_key, key, tally)
+        return key
+
+    # -- objects -------------------------------------------------------------------
+
+    @event_payload(_OBJECT)
+    def read_path(self, path: PathLike) -> bytes:
+        """Return the content of the object at ``path``.
+
+        Raises:
+            botocore.exceptions.ClientError: S3 refused: ``NoSuchKey``,
+                ``NoSuchBucket``, ``AccessDenied``... (botocore raises the
+                subclasses ``client.exceptions.NoSuchKey``...); the message names
+                the bucket and the key.
+            botocore.exceptions.BotoCoreError: The endpoint could not be reached
+                (``EndpointConnectionError``, ``ConnectTimeoutError``), or no
+                credentials were found (``NoCredentialsError``).
+        """
+        return run_tallied(self._read_path, path)
+
+    @event_payload(_OBJECT)
+    async def aread_path(self, path: PathLike) -> bytes:
+        """Return the content of the object at ``path``; see :meth:`read_path`."""
+        return await arun_tallied(self._read_path, path)
+
+    @event_payload(_OBJECT)
+    def write_path(self, path: PathLike, content: bytes) -> str:
+        """Store ``content`` as the object at ``path``; return its key.
+
+        Raises:
+            TypeError: ``content`` is not bytes.
+            botocore.exceptions.ClientError: S3 refused; see :meth:`read_path`.
+        """
+        return run_tallied(self._write_path, path, content)
+
+    @event_payload(_OBJECT)
+    async def awrite_path(self, path: PathLike, content: bytes) -> str:
+        """Store ``content`` as the object at ``path``; see :meth:`write_path`."""
+        return await arun_tallied(self._write_path, path, content)
+
+    @event_payload(_LISTING)
+    def list_objects(
+        self,
+        folder: PathLike = "",
+        delimiter: str = "",
+        page_size: int | None = None,
+        max_items: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the objects under ``folder``, as S3 lists them.
+
+        Each is a dict with ``Key`` (the full key, ``bucket_folder`` included),
+        ``Size``, ``LastModified`` and ``ETag``.
+
+        Args:
+            folder: A folder of ``bucket_folder``; empty for all of it.
+            delimiter: ``"/"`` to list only the folder's own objects, not those
+                of its subfolders.
+            page_size: Objects per request (S3's default: 1000).
+            max_items: Stop after this many objects.
+        """
+        return run_tallied(self._list_objects, folder, delimiter, page_size, max_items)
+
+    @event_payload(_LISTING)
+    async def alist_objects(
+        self,
+        folder: PathLike = "",
+        delimiter: str = "",
+        page_size: int | None = None,
+        max_items: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the objects under ``folder``; see :meth:`list_objects`."""
+        return await arun_tallied(
+            self._list_objects, folder, delimiter, page_size, max_items
+        )
+
+    @event_payload(_OBJECT)
+    def download_object_to_path(
+        self, from_path: PathLike, to_path: PathLike | None = None
+    ) -> Path:
+        """Download the object at ``from_path`` to a local file; return its path.
+
+        Args:
+            from_path: The object's path in the bucket.
+            to_path: The local file (its folders are made); by default the key's
+                last part, in the current directory.
+        """
+        return run_tallied(self._download_object_to_path, from_path, to_path)
+
+    @event_payload(_OBJECT)
+    async def adownload_object_to_path(
+        self, from_path: PathLike, to_path: PathLike | None = None
+    ) -> Path:
+        """Download an object to a local file; see :meth:`download_object_to_path`."""
+        return await arun_tallied(self._download_object_to_path, from_path, to_path)
+
+    @event_payload(_OBJECT)
+    def download_object_to_file_object(
+        self, from_path: PathLike, to_file_object: BinaryIO
+    ) -> BinaryIO:
+        """Write the object at ``from_path`` into a binary file object; return it."""
+        return run_tallied(
+            self._download_object_to_file_object, from_path, to_file_object
+        )
+
+    @event_payload(_OBJECT)
+    async def adownload_object_to_file_object(
+        self, from_path: PathLike, to_file_object: BinaryIO
+    ) -> BinaryIO:
+        """Write an object into a binary file object; see
+        :meth:`download_object_to_file_object`."""
+        return await arun_tallied(
+            self._download_object_to_file_object, from_path, to_file_object
+        )
+
+    @event_payload(_OBJECT)
+    def upload_from_path(
+        self, from_path: PathLike, to_path: PathLike | None = None
+    ) -> str:
+        """Upload a local file to ``to_path`` (by default its name); return the key.
+
+        Raises:
+            FileNotFoundError: No file at ``from_path``.
+        """
+        return run_tallied(self._upload_from_path, from_path, to_path)
+
+    @event_payload(_OBJECT)
+    async def aupload_from_path(
+        self, from_path: PathLike, to_path: PathLike | None = None
+    ) -> str:
+        """Upload a local file; see :meth:`upload_from_path`."""
+        return await arun_tallied(self._upload_from_path, from_path, to_path)
+
+    @event_payload(_OBJECT)
+    def upload_from_file_object(
+        self, from_file_object: BinaryIO, to_path: PathLike
+    ) -> str:
+        """Upload what a readable binary file object holds; return the key."""
+        return run_tallied(self._upload_from_file_object, from_file_object, to_path)
+
+    @event_payload(_OBJECT)
+    async def aupload_from_file_object(
+        self, from_file_object: BinaryIO, to_path: PathLike
+    ) -> str:
+        """Upload a binary file object; see :meth:`upload_from_file_object`."""
+        return await arun_tallied(
+            self._upload_from_file_object, from_file_object, to_path
+        )
+
+    # -- folders -------------------------------------------------------------------
+
+    @event_payload(_FOLDER)
+    def download_folder_to_path(
+        self, from_folder: PathLike = "", to_folder: PathLike | None = None
+    ) -> Path:
+        """Download every object under ``from_folder`` to the same paths locally.
+
+        A progress bar shows on stderr when it is a terminal. Keys ending with
+        ``/`` are skipped; a key whose path would leave ``to_folder`` (``..``) is
+        a ``ValueError``, raised before anything is downloaded.
+
+        Args:
+            from_folder: A folder of ``bucket_folder``; empty for all of it.
+            to_folder: The local folder; by default the current directory.
+        """
+        return run_tallied(self._download_folder_to_path, from_folder, to_folder)
+
+    @event_payload(_FOLDER)
+    async def adownload_folder_to_path(
+        self, from_folder: PathLike = "", to_folder: PathLike | None = None
+    ) -> Path:
+        """Download a folder; see :meth:`download_folder_to_path`."""
+        return await arun_tallied(self._download_folder_to_path, from_folder, to_folder)
+
+    @event_payload(_FOLDER)
+    def upload_from_folder(
+        self, from_folder: PathLike, to_folder: PathLike | None = None
+    ) -> str:
+        """Upload every file under a local folder, subfolders included; return
+        the prefix they were put under.
+
+        A progress bar shows on stderr when it is a terminal.
+
+        Args:
+            from_folder: The local folder.
+            to_folder: A folder of ``bucket_folder``; by default ``bucket_folder``.
+
+        Raises:
+            NotADirectoryError: No folder at ``from_folder``.
+        """
+        return run_tallied(self._upload_from_folder, from_folder, to_folder)
+
+    @event_payload(_FOLDER)
+    async def aupload_from_folder(
+        self, from_folder: PathLike, to_folder: PathLike | None = None
+    ) -> str:
+        """Upload a local folder; see :meth:`upload_from_folder`."""
+        return await arun_tallied(self._upload_from_folder, from_folder, to_folder)
+
+    # -- copies and deletes --------------------------------------------------------
+
+    @event_payload(_OBJECT)
+    def copy_object(
+        self,
+        from_path: PathLike,
+        to_path: PathLike,
+        to_bucket: S3Bucket | str | None = None,
+    ) -> str:
+        """Copy an object, on the server side, within this bucket or to another;
+        return the new key.
+
+        Raises:
+            ValueError: The destination is the object itself.
+            botocore.exceptions.ClientError: S3 refused; see :meth:`read_path`.
+
+        Args:
+            from_path: The object's path in this bucket.
+            to_path: Its new path: in ``to_bucket``'s ``bucket_folder`` when
+                ``to_bucket`` is an ``S3Bucket``, a plain key when it is a name.
+            to_bucket: Another bucket on the same store, reached with these
+                credentials; by default this one.
+        """
+        return run_tallied(self._copy_object, from_path, to_path, to_bucket)
+
+    @event_payload(_OBJECT)
+    async def acopy_object(
+        self,
+        from_path: PathLike,
+        to_path: PathLike,
+        to_bucket: S3Bucket | str | None = None,
+    ) -> str:
+        """Copy an object; see :meth:`copy_object`."""
+        return await arun_tallied(self._copy_object, from_path, to_path, to_bucket)
+
+    @event_payload(_OBJECT)
+    def move_object(
+        self,
+        from_path: PathLike,
+        to_path: PathLike,
+        to_bucket: S3Bucket | str | None = None,
+    ) -> str:
+        """Copy an object as :meth:`copy_object` does, then delete the original;
+        return the new key."""
+        return run_tallied(self._move_object, from_path, to_path, to_bucket)
+
+    @event_payload(_OBJECT)
+    async def amove_object(
+        self,
+        from_path: PathLike,
+        to_path: PathLike,
+        to_bucket: S3Bucket | str | None = None,
+    ) -> str:
+        """Move an object; see :meth:`move_object`."""
+        return await arun_tallied(self._move_object, from_path, to_path, to_bucket)
+
+    @event_payload(_LISTING)
+    def delete_objects(self, paths: Iterable[PathLike]) -> list[str]:
+        """Delete the objects at ``paths``; return the keys deleted.
+
+        A missing object is no error, as in S3. Keys go a thousand per request.
+
+        Raises:
+            TypeError: ``paths`` is one path rather than a list of them.
+            botocore.exceptions.ClientError: S3 refused some keys; it has the
+                first refusal's code, and its message names that key and counts
+                the others. The keys that could be deleted were.
+        """
+        return run_tallied(self._delete_objects, paths)
+
+    @event_payload(_LISTING)
+    async def adelete_objects(self, paths: Iterable[PathLike]) -> list[str]:
+        """Delete objects; see :meth:`delete_objects`."""
+        return await arun_tallied(self._delete_objects, paths)
+
+    @event_payload(_OBJECT)
+    def stream_from(
+        self,
+        bucket: S3Bucket,
+        from_path: PathLike,
+        to_path: PathLike | None = None,
+    ) -> str:
+        """Stream an object of another bucket into this one; return the new key.
+
+        The other bucket may be on another store, with other credentials: the
+        content flows through this process in parts, never whole in memory.
+
+        Args:
+            bucket: The bucket to read from.
+            from_path: The object's path in that bucket.
+            to_path: Its path in this bucket; by default the key's last part.
+        """
+        return run_tallied(self._stream_from, bucket, from_path, to_path)
+
+    @event_payload(_OBJECT)
+    async def astream_from(
+        self,
+        bucket: S3Bucket,
+        from_path: PathLike,
+        to_path: PathLike | None = None,
+    ) -> str:
+        """Stream an object of another bucket here; see :meth:`stream_from`."""
+        return await arun_tallied(self._stream_from, bucket, from_path, to_path)

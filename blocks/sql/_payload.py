@@ -1,0 +1,130 @@
+"""The outcome detail of the SQL connectors' calls, and the results they keep open.
+
+Events say which database was called and how (``db.system.name``,
+``db.namespace``, ``server.address``, ``server.port``, ``db.operation.name``) and
+how many rows came back or changed; on failure, the driver's error class and its
+SQLSTATE or errno. Never the statement's text, a bound value or a literal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from blocks.sql._redact import error_detail
+from blocks.sql._statements import operation_name
+
+__all__ = ["OpenResults", "call_payload"]
+
+Hook = Callable[[inspect.BoundArguments, Any], dict[str, Any]]
+
+
+def _rows_affected(result: Any) -> int | None:
+    """The rows a DML statement changed, when the driver reports them."""
+    try:
+        if result.returns_rows:
+            return None
+        count = result.rowcount
+    except Exception:
+        return None  # a closed or unusual result: no count
+    return count if isinstance(count, int) and count >= 0 else None
+
+
+def call_payload(kind: str) -> Hook:
+    """Return the payload hook of a connector method.
+
+    Args:
+        kind: ``execute``, ``execute_many``, ``fetch_one``, ``fetch_many``,
+            ``fetch_all`` or ``connection``.
+    """
+
+    def payload(args: inspect.BoundArguments, outcome: Any) -> dict[str, Any]:
+        arguments = args.arguments
+        detail: dict[str, Any] = arguments["self"].credentials._target()
+        if "operation" in arguments:
+            verb = operation_name(arguments["operation"])
+            if verb is not None:
+                detail["db.operation.name"] = verb
+        if kind == "execute_many":
+            batch = arguments.get("seq_of_parameters")
+            if isinstance(batch, list | tuple):
+                detail["db.operation.batch.size"] = len(batch)
+        if isinstance(outcome, BaseException):
+            detail.update(error_detail(outcome))
+        elif kind == "fetch_one":
+            detail["rows_returned"] = 0 if outcome is None else 1
+        elif kind in ("fetch_many", "fetch_all"):
+            detail["rows_returned"] = len(outcome)
+        elif kind in ("execute", "execute_many"):
+            affected = _rows_affected(outcome)
+            if affected is not None:
+                detail["rows_affected"] = affected
+        return detail
+
+    return payload
+
+
+class OpenResults:
+    """The results that fetch calls page through, each on its own connection, and
+    the connections handed out by ``get_connection``.
+
+    A copy of the holder starts empty, so copies of a connector never share or
+    close each other's results.
+    """
+
+    __slots__ = ("_connections", "_lock", "_results")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # key -> (connection, result, statement kept alive for its identity key)
+        self._results: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+        self._connections: list[Any] = []
+
+    def __copy__(self) -> OpenResults:
+        return OpenResults()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OpenResults:
+        return OpenResults()
+
+    def __reduce__(self) -> tuple[type[OpenResults], tuple[()]]:
+        return OpenResults, ()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while a sync fetch looks up or opens its result."""
+        return self._lock
+
+    def find(self, key: tuple[Any, ...]) -> Any:
+        """The open result for ``key``, or None."""
+        entry = self._results.get(key)
+        return None if entry is None else entry[1]
+
+    def add(self, key: tuple[Any, ...], connection: Any, result: Any, keep: Any) -> Any:
+        """Keep ``result`` open under ``key``; return the result to use.
+
+        If another task opened one under the same key meanwhile, that one is
+        returned and the caller must close its own ``connection``.
+        """
+        existing = self._results.setdefault(key, (connection, result, keep))
+        return existing[1]
+
+    def track(self, connection: Any) -> None:
+        """Remember a connection handed out, to close it with the others."""
+        with self._lock:
+            self._connections = [c for c in self._connections if not c.closed]
+            self._connections.append(connection)
+
+    def take(self) -> tuple[list[Any], list[Any]]:
+        """Forget everything; return the results and the connections to close."""
+        with self._lock:
+            entries = list(self._results.values())
+            self._results.clear()
+            connections, self._connections = self._connections, []
+        results = [result for _, result, _ in entries]
+        connections = [connection for connection, _, _ in entries] + connections
+        return results, connections
+
+    def __len__(self) -> int:
+        return len(self._results)

@@ -1,0 +1,290 @@
+"""Turning queued records into events, on the dispatcher's thread.
+
+The caller's thread records only references and a monotonic timestamp; here those
+become ids, wall-clock times, names, related resources and payloads. Parts that
+repeat (names, a block's resources, a run's related resource) are cached.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, Protocol
+from uuid import UUID
+
+from emitters._context import RunContext, environment_run_context
+from emitters._ids import (
+    _COUNTER_LIMIT,
+    _UNKNOWN,
+    IdSequence,
+    _new,
+    _set_uuid_int,
+    _set_uuid_safe,
+)
+from emitters._ids import _VERSION_AND_VARIANT as _VV
+from emitters._model import _ALL_FIELDS, _EVENT_SLOTS, Event, RelatedResource, Resource
+from emitters._redact import redact_event
+from emitters._text import mend_text
+from emitters._trace import trace_related
+
+__all__ = [
+    "CALL_ID",
+    "KIND_EVENT",
+    "KIND_OUTCOME",
+    "EventBuilder",
+    "Record",
+    "SourceInfo",
+    "SupportsEventSource",
+    "jsonable",
+]
+
+# A queued record is one of:
+#   call                       a call's started record: the call list itself
+#   (KIND_OUTCOME, call, end_ns, extra_payload | None, (error_type, message) | None)
+#   (KIND_EVENT, event)        an event built by emit_event()
+# A call is a list, shared by its started and outcome records:
+#   [started_id, source, method, run_context, otel_context, caller_call, start_ns,
+#    described]
+# where the dispatcher fills in started_id and appends the last item once.
+KIND_OUTCOME = 1
+KIND_EVENT = 2
+CALL_ID, CALL_SOURCE, CALL_METHOD, CALL_RUN, CALL_OTEL, CALL_CALLER, CALL_T0 = range(7)
+CALL_RELATED = 7
+
+Record = tuple[Any, ...] | list[Any]
+# (resource, related, started name, succeeded name, failed name)
+Described = tuple[Resource, tuple[RelatedResource, ...], str, str, str]
+
+_UTC = UTC
+_RESYNC_NS = 10_000_000_000  # re-read the wall clock every 10 s
+_DESCRIBED_MAX = 4096
+
+
+def jsonable(value: Any) -> Any:
+    """Return ``value`` with anything JSON cannot carry turned into its ``str``.
+
+    Lone surrogates in text (undecodable file names) are escaped, as
+    emitters._text describes.
+    """
+    if isinstance(value, str):
+        return mend_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {mend_text(str(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return mend_text(str(value))
+
+
+class SourceInfo(NamedTuple):
+    """How an object that emits call events describes itself.
+
+    Attributes:
+        prefix: The start of its event names, such as ``block.s3-bucket``.
+        resource: The resource its events are about.
+        related: Related resources on every one of its events.
+    """
+
+    prefix: str
+    resource: Resource
+    related: tuple[RelatedResource, ...]
+
+
+class SupportsEventSource(Protocol):
+    """An object whose method calls are recorded (a block)."""
+
+    def __eventblocks_source__(self) -> SourceInfo: ...
+
+
+class EventBuilder:
+    """Builds events from records; used by one dispatcher thread only."""
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self._env_run = RunContext()
+        self._described: dict[
+            tuple[int, int, str], tuple[SourceInfo, RunContext, Described]
+        ] = {}
+        # The dispatcher is the only thread that builds: it needs no lock.
+        self._ids = IdSequence()
+        self._offset_ns = 0
+        self._synced_at = -_RESYNC_NS
+        self._second = -1
+        self._second_parts: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
+
+    # -- time --------------------------------------------------------------------
+
+    def _offset(self) -> int:
+        """Return wall-clock minus monotonic nanoseconds, re-read every 10 s."""
+        now = time.perf_counter_ns()
+        if now - self._synced_at > _RESYNC_NS:
+            self._offset_ns = time.time_ns() - time.perf_counter_ns()
+            self._synced_at = now
+        return self._offset_ns
+
+    @staticmethod
+    def _parts_of(second: int) -> tuple[int, int, int, int, int, int]:
+        d = datetime.fromtimestamp(second, _UTC)
+        return (d.year, d.month, d.day, d.hour, d.minute, d.second)
+
+    # -- parts -------------------------------------------------------------------
+
+    def _names_for(self, prefix: str, method: str) -> tuple[str, str, str]:
+        key = (prefix, method)
+        names = self._names.get(key)
+        if names is None:
+            base = f"{prefix}.{method}"
+            names = (f"{base}.started", f"{base}.succeeded", f"{base}.failed")
+            self._names[key] = names
+        return names
+
+    def _ensure_id(self, call: list[Any]) -> Any:
+        started_id = call[CALL_ID]
+        if started_id is None:
+            wall = call[CALL_T0] + self._offset()
+            started_id = self._ids.from_ms(wall // 1_000_000)
+            call[CALL_ID] = started_id
+        return started_id
+
+    def _describe(self, call: list[Any]) -> Described:
+        """Return the call's resource, related resources and event names, once.
+
+        Calls of one block method in one run with no caller and no span share
+        their parts, so those are cached by identity (the cache keeps the key
+        objects alive, so an id cannot be reused while its entry exists).
+        """
+        info: SourceInfo = call[CALL_SOURCE].__eventblocks_source__()
+        run: RunContext | None = call[CALL_RUN]
+        if run is None:
+            run = self._env_run
+        otel = call[CALL_OTEL]
+        caller = call[CALL_CALLER]
+        method: str = call[CALL_METHOD]
+        if not otel and caller is None:
+            key = (id(info), id(run), method)
+            hit = self._described.get(key)
+            if hit is not None and hit[0] is info and hit[1] is run:
+                call.append(hit[2])
+                return hit[2]
+        related = info.related + run.related
+        if otel:
+            trace = trace_related(otel)
+            if trace is not None:
+                related += (trace,)
+        if caller is not None:
+            caller_id = self._ensure_id(caller)
+            related += (RelatedResource(id=f"event.{caller_id}", role="caller"),)
+        described = (info.resource, related, *self._names_for(info.prefix, method))
+        if not otel and caller is None:
+            if len(self._described) >= _DESCRIBED_MAX:
+                self._described.clear()
+            self._described[key] = (info, run, described)
+        call.append(described)
+        return described
+
+    # -- records -----------------------------------------------------------------
+
+    def build(self, records: list[Record]) -> list[Event]:
+        """Return the events for ``records``, in order, with secrets redacted.
+
+        This is the dispatcher's inner loop, so the common path is written out
+        with local names (a function call costs as much as a field): ids, times and
+        events are assembled without validation, from parts cached per call.
+        """
+        self._env_run = environment_run_context()
+        offset = self._offset()
+        ids = self._ids
+        bits = ids.bits
+        last_ms, counter = ids.last_ms, ids.counter
+        new, set_int, set_safe, unknown = _new, _set_uuid_int, _set_uuid_safe, _UNKNOWN
+        set_dict, set_fields, set_extra, set_private = _EVENT_SLOTS
+        all_fields = _ALL_FIELDS
+        uuid_type, event_type, list_type = UUID, Event, list
+        describe = self._describe
+        date = datetime
+        utc = _UTC
+        second = self._second
+        y, mo, d, h, mi, s = self._second_parts
+        out: list[Event] = []
+        append = out.append
+        for record in records:
+            if type(record) is list_type:  # a call's started record
+                call = record
+                is_started = True
+                wall = call[CALL_T0] + offset
+            elif record[0] == KIND_OUTCOME:
+                call = record[1]
+                is_started = False
+                wall = record[2] + offset
+            else:
+                append(redact_event(record[1], resources=True))
+                continue
+            described = (
+                call[CALL_RELATED] if len(call) > CALL_RELATED else describe(call)
+            )
+            # A UUIDv7 for this event (see IdSequence.from_ms).
+            ms = wall // 1_000_000
+            if ms > last_ms:
+                last_ms = ms
+                counter = bits(11)
+            else:
+                counter += 1
+                if counter >= _COUNTER_LIMIT:
+                    last_ms += 1
+                    counter = bits(11)
+            event_id = new(uuid_type)
+            set_int(event_id, (last_ms << 80) | _VV | (counter << 64) | bits(62))
+            set_safe(event_id, unknown)
+            sec, rest = divmod(wall, 1_000_000_000)
+            if sec != second:
+                second = sec
+                y, mo, d, h, mi, s = self._parts_of(sec)
+            occurred = date(y, mo, d, h, mi, s, rest // 1000, utc)
+            if is_started:
+                if call[CALL_ID] is None:
+                    call[CALL_ID] = event_id
+                else:  # made earlier, when a nested call named it as its caller
+                    event_id = call[CALL_ID]
+                name = described[2]
+                payload: dict[str, Any] = {}
+                follows = None
+                error = extra = None
+            else:
+                _, _, end_ns, extra, error = record
+                follows = call[CALL_ID]
+                if follows is None:  # its started record was dropped
+                    follows = self._ensure_id(call)
+                payload = {"duration_ms": (end_ns - call[CALL_T0]) / 1e6}
+                if error is None:
+                    name = described[3]
+                else:
+                    name = described[4]
+                    payload["error"] = {"type": error[0], "message": error[1]}
+                if extra:
+                    for key, value in extra.items():
+                        payload.setdefault(mend_text(str(key)), jsonable(value))
+            # An Event from trusted parts, as pydantic's constructor would fill it.
+            event = new(event_type)
+            set_dict(
+                event,
+                {
+                    "id": event_id,
+                    "occurred": occurred,
+                    "event": name,
+                    "resource": described[0],
+                    "related": described[1],
+                    "payload": payload,
+                    "follows": follows,
+                },
+            )
+            set_fields(event, all_fields)
+            set_extra(event, None)
+            set_private(event, None)
+            if error is not None or extra:
+                event = redact_event(event)
+            append(event)
+        ids.last_ms, ids.counter = last_ms, counter
+        self._second = second
+        self._second_parts = (y, mo, d, h, mi, s)
+        return out

@@ -1,0 +1,312 @@
+"""The dispatcher: one configuration's queue, its thread and its sink workers.
+
+The caller's thread appends records to the bounded queue; the dispatcher thread
+drains it in batches, builds the events (see :mod:`emitters._pipeline.build`), runs
+the processors and hands each batch to every sink's
+:class:`~emitters._pipeline.delivery.SinkWorker` and to the taps of
+``capture_events``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from emitters._emitter import Emitter
+from emitters._model import Event
+from emitters._pipeline.build import EventBuilder, Record
+from emitters._pipeline.delivery import SinkWorker, throttle
+from emitters._processors import DropEvent, Processor
+from emitters._redact import redact_text
+
+__all__ = ["Config", "Dispatcher", "OnFull"]
+
+OnFull = Literal["drop_oldest", "drop_newest"]
+
+
+def _count_value(counter: itertools.count[int]) -> int:
+    # itertools.count has no public getter; its repr is "count(N)".
+    return int(repr(counter)[6:-1])
+
+
+@dataclass
+class Config:
+    """One complete pipeline configuration (see :func:`configure`)."""
+
+    emitters: tuple[Emitter, ...] = ()
+    processors: tuple[Processor, ...] = ()
+    enabled: bool = True
+    queue_size: int = 10_000
+    on_full: OnFull = "drop_oldest"
+    batch_size: int = 512
+    flush_interval: float = 0.2
+    exit_timeout: float = 5.0
+    names: tuple[str, ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        for emitter in self.emitters:
+            if not callable(getattr(emitter, "emit_batch", None)):
+                raise TypeError(
+                    f"emitters must have an emit_batch(events) method; "
+                    f"{emitter!r} does not"
+                )
+        for proc in self.processors:
+            if not callable(proc):
+                raise TypeError(f"processors must be callables; {proc!r} is not")
+        if self.on_full not in ("drop_oldest", "drop_newest"):
+            raise ValueError(
+                f"on_full must be 'drop_oldest' or 'drop_newest', not {self.on_full!r}"
+            )
+        for name in ("queue_size", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.flush_interval, int | float) or self.flush_interval <= 0:
+            raise ValueError(
+                f"flush_interval must be a positive number, not {self.flush_interval!r}"
+            )
+        if not isinstance(self.exit_timeout, int | float) or self.exit_timeout < 0:
+            raise ValueError(
+                f"exit_timeout must be a non-negative number, not {self.exit_timeout!r}"
+            )
+        names = [_emitter_name(e) for e in self.emitters]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(
+                    f"two emitters are named {name!r}; give one a different name= "
+                    "so that stats() can tell them apart"
+                )
+        self.names = tuple(names)
+
+
+def _emitter_name(emitter: object) -> str:
+    name = getattr(emitter, "name", None)
+    return name if isinstance(name, str) and name else type(emitter).__name__
+
+
+class Dispatcher:
+    """Owns one configuration: its queue, its dispatcher thread and its workers."""
+
+    def __init__(self, config: Config, taps: list[list[Event]]) -> None:
+        self.config = config
+        self.taps = taps
+        maxlen = config.queue_size
+        self.queue: deque[Record] = deque(maxlen=maxlen)
+        self.high_water = max(1, maxlen // 2)
+        self.emitted = itertools.count()
+        self.newest_dropped = itertools.count()
+        self.consumed = 0
+        self.build_errors = 0
+        self.filtered = 0
+        self.processor_errors = 0
+        self.builder = EventBuilder()
+        self.workers = [
+            SinkWorker(e, name, maxlen)
+            for e, name in zip(config.emitters, config.names, strict=True)
+        ]
+        self._wake = threading.Event()
+        self._pop_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._served = 0
+        self._stopping = False
+        self.thread = threading.Thread(
+            target=self._run, name="eventblocks-dispatcher", daemon=True
+        )
+        self.thread.start()
+
+    # -- the caller's side -------------------------------------------------------
+
+    def appender(self) -> Callable[[Record], None]:
+        if self.config.on_full == "drop_oldest":
+            return self.queue.append
+        queue, maxlen, dropped = self.queue, self.config.queue_size, self.newest_dropped
+
+        def append_unless_full(record: Record) -> None:
+            if len(queue) >= maxlen:
+                next(dropped)
+            else:
+                queue.append(record)
+
+        return append_unless_full
+
+    def kick(self) -> None:
+        # Called every 1024 records: wake the dispatcher once the queue is half
+        # full, so that a burst is handled in few, large batches and the caller is
+        # interrupted as rarely as possible. The timer wakes it otherwise.
+        if len(self.queue) >= self.high_water and not self._wake.is_set():
+            self._wake.set()
+
+    # -- the dispatcher thread ---------------------------------------------------
+
+    def _run(self) -> None:
+        interval = self.config.flush_interval
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            with self._cond:
+                noted = self._requested
+                stopping = self._stopping
+            self._drain()
+            with self._cond:
+                self._served = max(self._served, noted)
+                self._cond.notify_all()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        queue, size = self.queue, self.config.batch_size
+        pop = queue.popleft
+        while queue:
+            records: list[Record] = []
+            # stats() takes this lock so that records in hand are not counted as
+            # dropped while they are neither queued nor consumed.
+            with self._pop_lock:
+                try:
+                    for _ in range(size):
+                        records.append(pop())
+                except IndexError:
+                    pass
+                self.consumed += len(records)
+            if not self.workers and not self.taps:
+                continue
+            try:
+                events = self.builder.build(records)
+            except BaseException:  # nothing may kill the thread (SystemExit included)
+                events = self._build_one_by_one(records)
+            if self.config.processors:
+                events = self._process(events)
+            if not events:
+                continue
+            for tap in self.taps:
+                tap.extend(events)
+            for worker in self.workers:
+                worker.submit(events)
+
+    def _process(self, events: list[Event]) -> list[Event]:
+        out: list[Event] = []
+        for event in events:
+            current: Event | None = event
+            for proc in self.config.processors:
+                assert current is not None
+                try:
+                    current = proc(current)
+                except DropEvent:
+                    current = None
+                except BaseException as exc:  # a processor calling sys.exit too
+                    # A broken processor might be the one that removes sensitive
+                    # data: drop the event rather than pass it on unprocessed.
+                    self.processor_errors += 1
+                    throttle.warn(
+                        f"proc:{proc!r}",
+                        "processor %r failed and its event was dropped: %s: %s",
+                        proc,
+                        type(exc).__name__,
+                        redact_text(str(exc)),
+                    )
+                    current = None
+                    break
+                if current is None:
+                    self.filtered += 1
+                    break
+            if current is not None:
+                out.append(current)
+        return out
+
+    # -- control -----------------------------------------------------------------
+
+    def drain_wait(self, timeout: float | None) -> bool:
+        """Wait until every record queued before this call went through dispatch."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._requested += 1
+            target = self._requested
+        self._wake.set()
+        with self._cond:
+            while self._served < target:
+                if not self.thread.is_alive():
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is not None else 0.5)
+        return True
+
+    def flush(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.drain_wait(timeout):
+            return False
+        markers = [w.request_flush(deadline) for w in self.workers]
+        ok = True
+        for marker in markers:
+            remaining = (
+                None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
+            # True only if the sink got there in time and said its flush worked.
+            ok = marker.wait(remaining) and marker.ok and ok
+        return ok
+
+    def stop(self, timeout: float, keep: frozenset[int] = frozenset()) -> bool:
+        """Stop the threads and close the sinks, except those whose id is in keep."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._stopping = True
+        self._wake.set()
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        ok = not self.thread.is_alive()
+        for worker in self.workers:
+            ok = (
+                worker.shutdown(
+                    max(0.0, deadline - time.monotonic()),
+                    close_sink=id(worker.emitter) not in keep,
+                )
+                and ok
+            )
+        return ok
+
+    def _build_one_by_one(self, records: list[Record]) -> list[Event]:
+        """Build each record alone, so that one that cannot be built costs only
+        itself; those are counted as dropped (and in ``build_errors``)."""
+        events: list[Event] = []
+        for record in records:
+            try:
+                events.extend(self.builder.build([record]))
+            except BaseException as exc:
+                self.build_errors += 1
+                # No traceback: its text could hold a secret the filter cannot see.
+                throttle.warn(
+                    "build",
+                    "eventblocks could not build an event (%d so far), dropped: %s: %s",
+                    self.build_errors,
+                    type(exc).__name__,
+                    redact_text(str(exc)),
+                )
+        return events
+
+    def stats(self) -> dict[str, Any]:
+        with self._pop_lock:
+            emitted = _count_value(self.emitted)
+            consumed = self.consumed
+            queued = len(self.queue)
+        newest = _count_value(self.newest_dropped)
+        if self.config.on_full == "drop_oldest":
+            queue_dropped = max(0, emitted - consumed - queued)
+        else:
+            queue_dropped = newest
+        backlog = {w.name: w.dropped for w in self.workers}
+        return {
+            "emitted": emitted,
+            "dropped": queue_dropped + sum(backlog.values()) + self.build_errors,
+            "dropped_by_emitter": backlog,
+            "delivered": {w.name: w.delivered for w in self.workers},
+            "failed": {w.name: w.failed for w in self.workers},
+            "filtered": self.filtered,
+            "processor_errors": self.processor_errors,
+            "build_errors": self.build_errors,
+            "queued": queued,
+        }

@@ -1,0 +1,10 @@
+"""The SQL event store: a sink that writes events through SQLAlchemy, and queries.
+
+With nothing configured, events go to this store on the home database (SQLite in
+``EVENTBLOCKS_HOME``, or ``EVENTBLOCKS_DATABASE_URL``), so ``eventblocks events``
+shows what a script just did. PostgreSQL and MySQL/MariaDB work by URL.
+"""
+
+from emitters.sql._store import BlockRunSummary, CallRecord, SQLEventStore
+
+__all__ = ["BlockRunSummary", "CallRecord", "SQLEventStore"]

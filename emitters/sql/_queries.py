@@ -1,0 +1,326 @@
+"""The event store's questions, as SQL over ``eventblocks_events``.
+
+From a flow run's side, :func:`timeline` pairs each ``started`` event with its
+outcome; from a block's side, :func:`runs_for_block` groups every event that
+involved a document (as the resource, or as a related ``nested-block``) by flow run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from emitters.sql._tables import event_links, events_table, from_micros, to_micros
+
+__all__ = [
+    "BlockRunSummary",
+    "CallRecord",
+    "Moment",
+    "block_clause",
+    "event_filters",
+    "moment_micros",
+    "parse_block",
+    "runs_for_block",
+    "timeline",
+]
+
+Moment = datetime | timedelta
+"""A point in time: an aware datetime, or a timedelta meaning that long ago."""
+
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_PHASES = ("started", "succeeded", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRunSummary:
+    """How one flow run used a block document.
+
+    Attributes:
+        flow_run_id: The flow run's id; None for calls made outside any flow run.
+        flow_run_name: The flow run's name, when it had one.
+        first_used: When the run's first event involving the document occurred.
+        last_used: When its last one occurred.
+        calls: Method calls that involved the document (``started`` events).
+        failures: Those that failed (``failed`` events).
+        last_error_type: The error type of the run's latest failure, or None.
+    """
+
+    flow_run_id: str | None
+    flow_run_name: str | None
+    first_used: datetime
+    last_used: datetime
+    calls: int
+    failures: int
+    last_error_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One method call in a flow run's timeline.
+
+    Attributes:
+        event_id: The id of the call's ``started`` event (of its outcome when the
+            ``started`` event was not stored).
+        block: ``slug/name`` for a saved block, the slug for an unsaved one, or the
+            resource id for any other resource.
+        method: The method called, such as ``read_path``.
+        started: When the call started (aware, UTC).
+        duration_ms: How long it took; None while it is still running.
+        outcome: ``succeeded``, ``failed`` or ``running`` (no outcome stored yet).
+        error_type: The exception's qualified class name, when it failed.
+        error_message: Its message (secrets masked), when it failed.
+        caller: The ``started`` event id of the call that made this one, if any.
+    """
+
+    event_id: str
+    block: str
+    method: str
+    started: datetime
+    duration_ms: float | None
+    outcome: Literal["succeeded", "failed", "running"]
+    error_type: str | None
+    error_message: str | None
+    caller: str | None
+
+
+def parse_block(block: str) -> tuple[str, str | None]:
+    """Split ``"slug/name"`` (or a bare ``"slug"``) into its parts.
+
+    Raises:
+        ValueError: ``block`` is not of that form.
+    """
+    slug, sep, name = block.partition("/")
+    if not _SLUG.match(slug) or (sep and not name):
+        raise ValueError(
+            f"block must be 'block-type/name' (such as 's3-bucket/raw') or a "
+            f"block type slug, not {block!r}"
+        )
+    return slug, (name if sep else None)
+
+
+def moment_micros(value: Moment, argument: str) -> int:
+    """Return ``value`` as microseconds since the epoch.
+
+    Raises:
+        ValueError: A naive datetime, or something that is not a moment.
+    """
+    if isinstance(value, timedelta):
+        return to_micros(datetime.now(UTC) - value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"{argument} must be timezone-aware (such as "
+                f"datetime.now(UTC)) or a timedelta, not a naive datetime"
+            )
+        return to_micros(value)
+    raise ValueError(
+        f"{argument} must be a timezone-aware datetime or a timedelta, "
+        f"not {type(value).__name__}"
+    )
+
+
+def _like(pattern: str) -> str:
+    """Translate a glob (``*``, ``?``) into a LIKE pattern with ``\\`` escapes."""
+    out = []
+    for char in pattern:
+        if char in "\\%_":
+            out.append("\\" + char)
+        elif char == "*":
+            out.append("%")
+        elif char == "?":
+            out.append("_")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def block_clause(block: str) -> sa.ColumnElement[bool]:
+    """Events where the block is the resource or a related ``nested-block``."""
+    slug, name = parse_block(block)
+    t, links = events_table.c, event_links.c
+    own = t.block_type == slug
+    linked = links.block_type == slug
+    if name is not None:
+        own = sa.and_(own, t.resource_name == name)
+        linked = sa.and_(linked, links.name == name)
+    return sa.or_(own, t.id.in_(sa.select(links.event_id).where(linked)))
+
+
+def event_filters(
+    *,
+    block: str | None,
+    resource_id: str | None,
+    flow_run: str | None,
+    name: str | None,
+    failed: bool | None,
+    since: Moment | None,
+    until: Moment | None,
+) -> list[sa.ColumnElement[bool]]:
+    """Return the WHERE clauses of an ``events(...)`` query."""
+    t = events_table.c
+    where: list[sa.ColumnElement[bool]] = []
+    if block is not None:
+        where.append(block_clause(block))
+    if resource_id is not None:
+        where.append(t.resource_id == resource_id)
+    if flow_run is not None:
+        where.append(t.flow_run_id == flow_run)
+    if name is not None:
+        if not name:
+            raise ValueError("name must be a non-empty glob such as 'block.*.failed'")
+        where.append(t.event.like(_like(name), escape="\\"))
+    if failed is True:
+        where.append(t.event.like("%.failed"))
+    elif failed is False:
+        where.append(t.event.not_like("%.failed"))
+    if since is not None:
+        where.append(t.occurred_us >= moment_micros(since, "since"))
+    if until is not None:
+        where.append(t.occurred_us < moment_micros(until, "until"))
+    return where
+
+
+def _error_type(payload_json: str) -> str | None:
+    error = json.loads(payload_json).get("error")
+    if isinstance(error, dict) and isinstance(error.get("type"), str):
+        return str(error["type"])
+    return None
+
+
+def runs_for_block(conn: Connection, block: str) -> list[BlockRunSummary]:
+    """Group the events that involved ``block`` by flow run, oldest use first."""
+    t = events_table.c
+    match = block_clause(block)
+    is_started = sa.case((t.event.like("%.started"), 1), else_=0)
+    is_failed = sa.case((t.event.like("%.failed"), 1), else_=0)
+    grouped = conn.execute(
+        sa.select(
+            t.flow_run_id,
+            sa.func.max(t.flow_run_name),
+            sa.func.min(t.occurred_us),
+            sa.func.max(t.occurred_us),
+            sa.func.sum(is_started),
+            sa.func.sum(is_failed),
+        )
+        .where(match)
+        .group_by(t.flow_run_id)
+    ).all()
+    last_errors: dict[str | None, str | None] = {}
+    failures = conn.execute(
+        sa.select(t.flow_run_id, t.payload)
+        .where(match, t.event.like("%.failed"))
+        .order_by(t.occurred_us.desc(), t.id.desc())
+    )
+    for run_id, payload in failures:
+        if run_id not in last_errors:
+            last_errors[run_id] = _error_type(payload)
+    summaries = [
+        BlockRunSummary(
+            flow_run_id=run_id,
+            flow_run_name=run_name,
+            first_used=from_micros(first),
+            last_used=from_micros(last),
+            calls=int(calls or 0),
+            failures=int(failed or 0),
+            last_error_type=last_errors.get(run_id),
+        )
+        for run_id, run_name, first, last, calls, failed in grouped
+        # Outside any flow run, only calls count: a document saved or loaded by
+        # a script is not a use worth a row.
+        if run_id is not None or calls
+    ]
+    summaries.sort(key=lambda s: (s.first_used, s.flow_run_id or ""))
+    return summaries
+
+
+def _block_label(row: Any) -> str:
+    if row.block_type:
+        if row.resource_name and row.resource_id.startswith("block-document."):
+            return f"{row.block_type}/{row.resource_name}"
+        return str(row.block_type)
+    return str(row.resource_id)
+
+
+def _caller(related_json: str) -> str | None:
+    for related in json.loads(related_json):
+        if related.get("role") == "caller":
+            return str(related["id"]).removeprefix("event.")
+    return None
+
+
+def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
+    """Return the flow run's calls, each ``started`` paired with its outcome."""
+    t = events_table.c
+    rows: Sequence[Any] = conn.execute(
+        sa.select(
+            t.id,
+            t.occurred_us,
+            t.event,
+            t.resource_id,
+            t.resource_name,
+            t.block_type,
+            t.follows,
+            t.related,
+            t.payload,
+        )
+        .where(
+            t.flow_run_id == flow_run_id,
+            sa.or_(*(t.event.like(f"%.{phase}") for phase in _PHASES)),
+        )
+        .order_by(t.occurred_us, t.id)
+    ).all()
+    outcomes = {row.follows: row for row in rows if row.follows is not None}
+    started_ids: set[str] = set()
+    calls: list[CallRecord] = []
+    for row in rows:
+        base, _, phase = row.event.rpartition(".")
+        method = base.rpartition(".")[2]
+        if phase == "started":
+            started_ids.add(row.id)
+            calls.append(_record(row, method, row, outcomes.get(row.id)))
+        elif row.follows is not None and row.follows not in started_ids:
+            # An outcome whose started event was not stored (a full queue dropped
+            # it, or it was pruned): the call still shows, dated by its duration.
+            calls.append(_record(row, method, None, row))
+    calls.sort(key=lambda c: (c.started, c.event_id))
+    return calls
+
+
+def _record(row: Any, method: str, started: Any, outcome: Any) -> CallRecord:
+    duration: float | None = None
+    error_type = error_message = None
+    state: Literal["succeeded", "failed", "running"] = "running"
+    if outcome is not None:
+        payload = json.loads(outcome.payload)
+        raw = payload.get("duration_ms")
+        duration = float(raw) if isinstance(raw, int | float) else None
+        state = "failed" if outcome.event.endswith(".failed") else "succeeded"
+        error = payload.get("error")
+        if isinstance(error, dict):
+            error_type = error.get("type")
+            error_message = error.get("message")
+    if started is not None:
+        start = from_micros(started.occurred_us)
+        event_id = str(UUID(hex=started.id))
+    else:
+        start = from_micros(outcome.occurred_us - round((duration or 0.0) * 1000))
+        event_id = str(UUID(hex=outcome.id))
+    return CallRecord(
+        event_id=event_id,
+        block=_block_label(row),
+        method=method,
+        started=start,
+        duration_ms=duration,
+        outcome=state,
+        error_type=error_type,
+        error_message=error_message,
+        caller=_caller(row.related),
+    )

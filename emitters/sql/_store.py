@@ -1,0 +1,384 @@
+"""The SQL event store: a sink that writes events through SQLAlchemy, and queries.
+
+With nothing configured, events go to this store on the home database (SQLite in
+``EVENTBLOCKS_HOME``, or ``EVENTBLOCKS_DATABASE_URL``), so ``eventblocks events``
+shows what a script just did. PostgreSQL and MySQL/MariaDB work by URL.
+
+Writes are idempotent: an event whose id is already stored is skipped, so a batch
+delivered twice stores each event once. On SQLite, several processes can write at
+once: each batch is one ``BEGIN IMMEDIATE`` transaction that waits for the lock,
+and a batch that still finds the database busy is tried again rather than lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    StatementError,
+)
+
+from emitters._emitter import Emitter, PartialDelivery
+from emitters._engine import READ_ONLY, engine_for, mask_url, prepare
+from emitters._model import Event
+from emitters._settings import database_url
+from emitters.sql._queries import (
+    BlockRunSummary,
+    CallRecord,
+    Moment,
+    event_filters,
+    moment_micros,
+    parse_block,
+)
+from emitters.sql._queries import runs_for_block as _runs_for_block
+from emitters.sql._queries import timeline as _timeline
+from emitters.sql._tables import (
+    RowEncoder,
+    event_from_row,
+    event_links,
+    events_table,
+    metadata,
+    upgrade_event_tables,
+)
+
+__all__ = ["BlockRunSummary", "CallRecord", "SQLEventStore"]
+
+# URLs whose tables exist in this process.
+_ready: set[str] = set()
+_ready_lock = threading.Lock()
+# How long a batch keeps trying a busy SQLite database, beyond its busy timeout.
+_BUSY_ATTEMPTS = 8
+
+
+def _is_busy(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def _refused_data(exc: StatementError) -> bool:
+    """Whether the database refused the values, not the connection or the statement.
+
+    Such a batch is worth storing event by event; a lost connection or a missing
+    table is not.
+    """
+    return isinstance(exc, DataError | IntegrityError)
+
+
+def _create_tables(conn: Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+    upgrade_event_tables(conn)
+
+
+class _SqliteInsert:
+    """Multi-row ``INSERT ... ON CONFLICT DO NOTHING`` statements for SQLite.
+
+    One statement carries many rows: the driver then releases the GIL once per
+    statement instead of once per row, which keeps the writing thread from
+    queueing for the GIL behind the threads that produce events.
+    """
+
+    def __init__(self, table: str, columns: tuple[str, ...]) -> None:
+        self._head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        self._row = "(" + ", ".join("?" for _ in columns) + ")"
+        # SQLite before 3.32 allows 999 parameters per statement, later 32766.
+        limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+        self._chunk = max(1, min(500, limit // len(columns)))
+        self._sql: dict[int, str] = {}
+
+    def _statement(self, rows: int) -> str:
+        sql = self._sql.get(rows)
+        if sql is None:
+            values = ", ".join([self._row] * rows)
+            sql = self._sql[rows] = f"{self._head}{values} ON CONFLICT DO NOTHING"
+        return sql
+
+    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        step = self._chunk
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            conn.exec_driver_sql(
+                self._statement(len(chunk)), tuple(itertools.chain.from_iterable(chunk))
+            )
+
+
+class _CoreInsert:
+    """An insert through SQLAlchemy Core, for the other databases."""
+
+    def __init__(self, statement: Any, columns: tuple[str, ...]) -> None:
+        self._statement = statement
+        self._columns = columns
+
+    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        columns = self._columns
+        conn.execute(
+            self._statement, [dict(zip(columns, r, strict=True)) for r in rows]
+        )
+
+
+class SQLEventStore(Emitter):
+    """Stores events in a SQL database, and answers questions about them.
+
+    Args:
+        url: A SQLAlchemy database URL; None uses the home database (the
+            ``EVENTBLOCKS_DATABASE_URL`` setting, or SQLite in the home folder).
+        name: The name it is counted under in ``stats()``.
+
+    Example:
+        ```python
+        # not run
+        store = SQLEventStore()
+        for call in store.timeline(run_id):
+            print(call.block, call.method, call.outcome, call.duration_ms)
+        ```
+    """
+
+    # Batches waiting for the store reach it together, up to this many events: a
+    # store that fell behind catches up in fewer, larger transactions.
+    _join_batches_up_to = 4096
+
+    def __init__(self, url: str | None = None, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.url: str = url if url is not None else database_url()
+        """The database URL (see :attr:`display_url` for one safe to show)."""
+        self._encoder = RowEncoder()
+        self._write_lock = threading.Lock()
+        self._statements: tuple[Any, Any] | None = None
+
+    @property
+    def display_url(self) -> str:
+        """The database URL with its password masked."""
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"<SQLEventStore {self.display_url}>"
+
+    # -- connection --------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine for :attr:`url`, with the event tables created."""
+        engine = engine_for(self.url)
+        if self.url not in _ready:
+            self._prepare(engine)
+        return engine
+
+    def _prepare(self, engine: Engine) -> None:
+        with _ready_lock:
+            if self.url not in _ready:
+                prepare(engine, _create_tables)
+                _ready.add(self.url)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn.execution_options(**{READ_ONLY: True})
+
+    # -- the sink ----------------------------------------------------------------
+
+    def _insert_statements(self, engine: Engine) -> tuple[Any, Any]:
+        """Return, per table, how to insert rows, skipping keys already stored."""
+        if self._statements is not None:
+            return self._statements
+        backend = engine.dialect.name
+        statements: list[Any] = []
+        for table, key in ((events_table, "id"), (event_links, "event_id")):
+            columns = tuple(c.name for c in table.columns)
+            if backend == "sqlite":
+                statements.append(_SqliteInsert(table.name, columns))
+                continue
+            if backend == "postgresql":
+                stmt: Any = postgresql.insert(table).on_conflict_do_nothing()
+            elif backend in ("mysql", "mariadb"):
+                stmt = mysql.insert(table)
+                stmt = stmt.on_duplicate_key_update({key: stmt.inserted[key]})
+            else:
+                stmt = table.insert()
+            statements.append(_CoreInsert(stmt, columns))
+        self._statements = (statements[0], statements[1])
+        return self._statements
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        """Store the batch in one transaction; events already stored are skipped.
+
+        Raises:
+            PartialDelivery: The database refused some events (each was then
+                tried alone); the others are stored.
+        """
+        if not events:
+            return
+        with self._write_lock:
+            rows, link_rows = self._encoder.rows(events)
+        try:
+            self._write(rows, link_rows)
+        except StatementError as exc:
+            if not _refused_data(exc) or len(rows) == 1:
+                raise
+            self._write_one_by_one(rows, link_rows)
+
+    def _write(
+        self, rows: list[tuple[Any, ...]], link_rows: list[tuple[Any, ...]]
+    ) -> None:
+        engine = self.engine
+        insert_events, insert_links = self._insert_statements(engine)
+        for attempt in range(_BUSY_ATTEMPTS):
+            try:
+                with engine.begin() as conn:
+                    insert_events(conn, rows)
+                    if link_rows:
+                        insert_links(conn, link_rows)
+                return
+            except OperationalError as exc:
+                # SQLite's busy timeout ran out under another process's long write:
+                # wait and try again rather than lose the batch.
+                if not _is_busy(exc) or attempt == _BUSY_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+
+    def _write_one_by_one(
+        self, rows: list[tuple[Any, ...]], link_rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Store each event in a transaction of its own, so that one the database
+        refuses costs only itself."""
+        links: dict[str, list[tuple[Any, ...]]] = {}
+        for link in link_rows:
+            links.setdefault(link[0], []).append(link)
+        refused: list[str] = []
+        for done, row in enumerate(rows):
+            try:
+                self._write([row], links.get(row[0], []))
+            except StatementError as exc:
+                if not _refused_data(exc):
+                    # The database went away: what was stored so far counts.
+                    stored = done - len(refused)
+                    if not stored:
+                        raise
+                    raise PartialDelivery(
+                        stored,
+                        f"stored {stored} of {len(rows)} events one by one, then "
+                        f"{type(exc.orig or exc).__name__}",
+                    ) from exc
+                refused.append(f"{type(exc.orig or exc).__name__} for event {row[0]}")
+        if refused:
+            raise PartialDelivery(
+                len(rows) - len(refused),
+                f"the database refused {len(refused)} of {len(rows)} events "
+                f"({', '.join(refused[:3])}{', ...' if len(refused) > 3 else ''})",
+            )
+
+    # -- queries -----------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        block: str | None = None,
+        resource_id: str | None = None,
+        flow_run: str | None = None,
+        name: str | None = None,
+        failed: bool | None = None,
+        since: Moment | None = None,
+        until: Moment | None = None,
+        limit: int | None = 100,
+        order: Literal["asc", "desc"] = "asc",
+    ) -> list[Event]:
+        """Return stored events, oldest first (or newest first with ``order="desc"``).
+
+        Args:
+            block: ``"slug/name"`` of a saved block (or a bare slug for every block
+                of that type): events where it is the resource or a related
+                ``nested-block``.
+            resource_id: Events about this resource id.
+            flow_run: Events of this flow run id.
+            name: A glob on the event name, such as ``block.s3-bucket.*``.
+            failed: True keeps only ``*.failed`` events; False leaves them out.
+            since: From this moment (an aware datetime, or a timedelta ago).
+            until: Before this moment.
+            limit: At most this many events (None: all of them).
+            order: ``"asc"`` or ``"desc"`` by time.
+
+        Raises:
+            ValueError: An argument is malformed; the message names it.
+        """
+        if order not in ("asc", "desc"):
+            raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValueError(f"limit must be a positive integer or None, not {limit!r}")
+        where = event_filters(
+            block=block,
+            resource_id=resource_id,
+            flow_run=flow_run,
+            name=name,
+            failed=failed,
+            since=since,
+            until=until,
+        )
+        t = events_table.c
+        ordering = (
+            (t.occurred_us, t.id)
+            if order == "asc"
+            else (t.occurred_us.desc(), t.id.desc())
+        )
+        query = sa.select(events_table).where(*where).order_by(*ordering)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._reading() as conn:
+            return [event_from_row(row) for row in conn.execute(query)]
+
+    def runs_for_block(self, block: str) -> list[BlockRunSummary]:
+        """Return the flow runs that used a block document, first used first.
+
+        Counts every event where the document is the resource or a related
+        ``nested-block`` (so an ``S3Bucket`` call counts for its credentials too).
+        Calls made outside any flow run are summed under ``flow_run_id=None``
+        (a document only saved or loaded outside one makes no row).
+
+        Args:
+            block: ``"slug/name"``, such as ``"database-credentials/prod"``.
+
+        Raises:
+            ValueError: ``block`` is not of that form.
+        """
+        parse_block(block)
+        with self._reading() as conn:
+            return _runs_for_block(conn, block)
+
+    def timeline(self, flow_run_id: str) -> list[CallRecord]:
+        """Return the flow run's method calls in the order they started.
+
+        Each call pairs a ``started`` event with its ``succeeded`` or ``failed``
+        outcome: its duration, and on failure the error type and message.
+        """
+        if not isinstance(flow_run_id, str) or not flow_run_id:
+            raise ValueError(f"flow_run_id must be a run id, not {flow_run_id!r}")
+        with self._reading() as conn:
+            return _timeline(conn, flow_run_id.removeprefix("flow-run."))
+
+    def prune(self, older_than: Moment) -> int:
+        """Delete events that occurred before ``older_than``; return how many.
+
+        Args:
+            older_than: An aware datetime, or a timedelta (``timedelta(days=30)``
+                keeps the last 30 days).
+        """
+        cutoff = moment_micros(older_than, "older_than")
+        t = events_table.c
+        old = sa.select(t.id).where(t.occurred_us < cutoff)
+        with self.engine.begin() as conn:
+            conn.execute(event_links.delete().where(event_links.c.event_id.in_(old)))
+            result = conn.execute(events_table.delete().where(t.occurred_us < cutoff))
+            return int(result.rowcount or 0)
