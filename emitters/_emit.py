@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from emitters._context import current_run_context
 from emitters._ids import uuid7_from_ns
 from emitters._model import MENDED_PAYLOAD, Event, RelatedResource, Resource
-from emitters._pipeline.build import KIND_EVENT
 from emitters._pipeline.pipeline import STATE, ensure_configured
+from emitters._pipeline.record import KIND_EVENT
 from emitters._text import mend
 from emitters._trace import snapshot_otel_context, trace_related
 

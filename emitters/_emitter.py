@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, ClassVar, Protocol, Self
 
 from emitters._model import Event
+from emitters._pipeline.record import Call
 
-__all__ = ["Emitter", "MemoryEmitter", "PartialDelivery"]
+__all__ = ["Emitter", "LiveCall", "LiveCallHook", "MemoryEmitter", "PartialDelivery"]
+
+
+class LiveCall(Protocol):
+    """A call in progress that a sink observes on the caller's thread (a span)."""
+
+    def end(
+        self, error: tuple[str, str] | None, extra: Mapping[str, Any] | None
+    ) -> None:
+        """The call ended: ``error`` is (type, message) if it raised; ``extra`` is
+        its payload hook's detail. Must not raise."""
+
+
+class LiveCallHook(Protocol):
+    """What a sink returns from :meth:`Emitter.live_calls` to see calls as they run."""
+
+    def start(self, call: Call, current: bool) -> LiveCall | None:
+        """A call starts on this thread; return what to tell when it ends, or None.
+
+        ``call`` is read with the accessors of ``emitters._pipeline.record``;
+        ``current`` says whether the caller's context may be changed until the call
+        ends. Must not raise, and must be cheap: it runs on the caller's thread.
+        """
 
 
 class PartialDelivery(Exception):
@@ -38,8 +61,20 @@ class Emitter(abc.ABC):
     and logged at most once a minute; a sink that hangs delays only itself.
     Emitters are context managers that close on exit.
 
+    Two capabilities are declared here, off by default: :attr:`join_batches_up_to`
+    (take batches that waited behind a slow write as one) and :meth:`live_calls`
+    (see each call on the caller's thread, as it runs).
+
     Args:
         name: The name it is counted under in ``stats()``; its class name by default.
+    """
+
+    join_batches_up_to: ClassVar[int] = 0
+    """Batches waiting for this sink may reach it joined, up to this many events.
+
+    0 (the default) hands every batch as it was made. A sink that writes a batch
+    in one transaction sets a limit, so that after a slow write it catches up in
+    fewer, larger transactions.
     """
 
     def __init__(self, *, name: str | None = None) -> None:
@@ -65,6 +100,18 @@ class Emitter(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional, like flush
         """Release what the sink holds. Called once, by ``shutdown()`` or ``with``."""
+
+    def live_calls(self) -> LiveCallHook | None:
+        """Return a hook that sees each block call start and end on the caller's
+        thread, or None (the default).
+
+        The pipeline asks when it is configured, and uses the first sink's hook.
+        Only a sink that must act inside the call needs one (the OpenTelemetry
+        sink's live mode makes each call's span current, so that spans of the
+        libraries the block drives become its children); everything else is
+        better done in :meth:`emit_batch`, off the caller's thread.
+        """
+        return None
 
     def __enter__(self) -> Self:
         return self

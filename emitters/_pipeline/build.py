@@ -23,35 +23,30 @@ from emitters._ids import (
 )
 from emitters._ids import _VERSION_AND_VARIANT as _VV
 from emitters._model import _ALL_FIELDS, _EVENT_SLOTS, Event, RelatedResource, Resource
+from emitters._pipeline.record import (
+    CALL_CALLER,
+    CALL_ID,
+    CALL_METHOD,
+    CALL_OTEL,
+    CALL_RELATED,
+    CALL_RUN,
+    CALL_SOURCE,
+    CALL_T0,
+    KIND_OUTCOME,
+    Record,
+)
 from emitters._redact import redact_event
 from emitters._text import mend_text
 from emitters._trace import trace_related
 
 __all__ = [
-    "CALL_ID",
-    "KIND_EVENT",
-    "KIND_OUTCOME",
     "EventBuilder",
-    "Record",
     "SourceInfo",
     "SupportsEventSource",
     "jsonable",
 ]
 
-# A queued record is one of:
-#   call                       a call's started record: the call list itself
-#   (KIND_OUTCOME, call, end_ns, extra_payload | None, (error_type, message) | None)
-#   (KIND_EVENT, event)        an event built by emit_event()
-# A call is a list, shared by its started and outcome records:
-#   [started_id, source, method, run_context, otel_context, caller_call, start_ns,
-#    described]
-# where the dispatcher fills in started_id and appends the last item once.
-KIND_OUTCOME = 1
-KIND_EVENT = 2
-CALL_ID, CALL_SOURCE, CALL_METHOD, CALL_RUN, CALL_OTEL, CALL_CALLER, CALL_T0 = range(7)
-CALL_RELATED = 7
-
-Record = tuple[Any, ...] | list[Any]
+# The records' layout is defined in emitters._pipeline.record.
 # (resource, related, started name, succeeded name, failed name)
 Described = tuple[Resource, tuple[RelatedResource, ...], str, str, str]
 

@@ -28,8 +28,16 @@ from time import perf_counter_ns
 from typing import Any
 
 from emitters._context import RUN_CONTEXT
-from emitters._pipeline.build import KIND_OUTCOME
+from emitters._emitter import LiveCall
 from emitters._pipeline.pipeline import STATE
+from emitters._pipeline.record import (
+    CALL_SOURCE,
+    KIND_OUTCOME,
+    Call,
+    call_source,
+    new_call,
+    new_outcome,
+)
 from emitters._text import mend_text
 from emitters._trace import snapshot_otel_context
 
@@ -38,8 +46,8 @@ __all__ = ["ACTIVE_CALL", "PayloadHook", "call_wrapper", "error_info"]
 PayloadHook = Callable[[inspect.BoundArguments, Any], Mapping[str, Any] | None]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
-# The call in progress on this thread or task: the list described in _build.
-ACTIVE_CALL: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+# The call in progress on this thread or task (see emitters._pipeline.record).
+ACTIVE_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
     "eventblocks_active_call", default=None
 )
 
@@ -124,7 +132,7 @@ def _sync_wrapper(
     st = STATE
     active_get, active_set, active_reset = _active_get, _active_set, _active_reset
     run_get, otel_get, clock = _run_get, _otel_get, perf_counter_ns
-    outcome_kind, mask = KIND_OUTCOME, _MASK
+    outcome_kind, mask, source_at = KIND_OUTCOME, _MASK, CALL_SOURCE
 
     def record_sync_call(
         wrapped: Callable[..., Any],
@@ -135,16 +143,16 @@ def _sync_wrapper(
         if not st.enabled:
             return wrapped(*args, **kwargs)
         caller = active_get()
-        if caller is not None and caller[1] is instance:
+        if caller is not None and caller[source_at] is instance:
             return wrapped(*args, **kwargs)
+        # The layout of record.new_call, written out: a call here costs ~50 ns.
         call = [None, instance, method, run_get(), otel_get(), caller, clock()]
         st.append(call)
         if not st.count() & mask:
             st.kick()
         token = active_set(call)
-        live = st.live
-        if live is not None:
-            live = live.start(call, True)
+        live_hook = st.live
+        live = None if live_hook is None else live_hook.start(call, True)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -180,23 +188,25 @@ def _sync_wrapper(
     return record_sync_call
 
 
-def _start(instance: Any, method: str, caller: list[Any] | None) -> list[Any]:
+def _start(instance: Any, method: str, caller: Call | None) -> Call:
     """Queue the started record of a call and return the call."""
-    call = [None, instance, method, _run_get(), _otel_get(), caller, perf_counter_ns()]
+    call = new_call(
+        instance, method, _run_get(), _otel_get(), caller, perf_counter_ns()
+    )
     STATE.append(call)
     if not STATE.count() & _MASK:
         STATE.kick()
     return call
 
 
-def _live_start(call: list[Any], current: bool) -> Any:
+def _live_start(call: Call, current: bool) -> LiveCall | None:
     """Start the call's live span, if a sink asked for live spans (else None)."""
     live = STATE.live
     return None if live is None else live.start(call, current)
 
 
 def _finish(
-    call: list[Any],
+    call: Call,
     hook: PayloadHook | None,
     signature: inspect.Signature | None,
     args: tuple[Any, ...],
@@ -204,20 +214,20 @@ def _finish(
     result: Any,
     error: BaseException | None,
     extra: dict[str, Any] | None = None,
-    live: Any = None,
+    live: LiveCall | None = None,
 ) -> None:
     """Queue the outcome record of a call (coroutines and generators)."""
     end = perf_counter_ns()
     if hook is not None:
         assert signature is not None
         outcome = result if error is None else error
-        more = _hook_payload(hook, signature, call[1], args, kwargs, outcome)
+        more = _hook_payload(hook, signature, call_source(call), args, kwargs, outcome)
         if more:
             extra = {**(extra or {}), **more}
     info = None if error is None else error_info(error)
     if live is not None:
         live.end(info, extra)
-    STATE.append((KIND_OUTCOME, call, end, extra, info))
+    STATE.append(new_outcome(call, end, extra, info))
     if not STATE.count() & _MASK:
         STATE.kick()
 
@@ -234,7 +244,7 @@ def _coroutine_wrapper(
         kwargs: dict[str, Any],
     ) -> Any:
         caller = _active_get()
-        if caller is not None and caller[1] is instance:
+        if caller is not None and caller[CALL_SOURCE] is instance:
             return await coro
         call = _start(instance, method, caller)
         token = _active_set(call)
@@ -275,7 +285,7 @@ def _generator_wrapper(
         kwargs: dict[str, Any],
     ) -> Generator[Any, Any, Any]:
         caller = _active_get()
-        if not st.enabled or (caller is not None and caller[1] is instance):
+        if not st.enabled or (caller is not None and caller[CALL_SOURCE] is instance):
             return (yield from gen)
         call = _start(instance, method, caller)
         # A generator's span is not made current: the consumer's code runs
@@ -349,7 +359,7 @@ def _async_generator_wrapper(
         kwargs: dict[str, Any],
     ) -> AsyncGenerator[Any, Any]:
         caller = _active_get()
-        if not st.enabled or (caller is not None and caller[1] is instance):
+        if not st.enabled or (caller is not None and caller[CALL_SOURCE] is instance):
             async for item in agen:
                 yield item
             return

@@ -67,7 +67,7 @@ class SinkWorker:
         self.dropped = 0
         self._items: deque[tuple[Sequence[Event] | None, FlushRequest | None]] = deque()
         self._pending = 0
-        self.join_limit: int = getattr(emitter, "_join_batches_up_to", 0)
+        self.join_limit: int = emitter.join_batches_up_to
         self._cond = threading.Condition()
         self._closing = False
         self.thread = threading.Thread(

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from emitters._emitter import Emitter
 from emitters._model import Event
-from emitters._pipeline.build import EventBuilder, Record
+from emitters._pipeline.build import EventBuilder
 from emitters._pipeline.delivery import SinkWorker, throttle
+from emitters._pipeline.record import Record
 from emitters._processors import DropEvent, Processor
 from emitters._redact import redact_text
 
@@ -50,10 +51,10 @@ class Config:
 
     def __post_init__(self) -> None:
         for emitter in self.emitters:
-            if not callable(getattr(emitter, "emit_batch", None)):
+            if not isinstance(emitter, Emitter):
                 raise TypeError(
-                    f"emitters must have an emit_batch(events) method; "
-                    f"{emitter!r} does not"
+                    f"emitters must be instances of emitters.Emitter (a subclass "
+                    f"with an emit_batch(events) method); {emitter!r} is not"
                 )
         for proc in self.processors:
             if not callable(proc):

@@ -12,6 +12,7 @@ counted. ``configure`` replaces the dispatcher; counters carry over.
 from __future__ import annotations
 
 import atexit
+import importlib.metadata
 import itertools
 import os
 import threading
@@ -19,12 +20,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from emitters._emitter import Emitter
+from emitters._emitter import Emitter, LiveCallHook
 from emitters._model import Event
-from emitters._pipeline.build import Record
 from emitters._pipeline.delivery import logger, throttle
 from emitters._pipeline.dispatcher import Config, Dispatcher, OnFull
+from emitters._pipeline.record import Record
 from emitters._processors import Processor
+from emitters._redact import redact_text
 
 __all__ = [
     "STATE",
@@ -64,7 +66,7 @@ class _HotState:
 
     def __init__(self) -> None:
         self.enabled = False
-        self.live: Any = None
+        self.live: LiveCallHook | None = None
         self.append: Callable[[Record], None] = lambda record: None
         self.count: Callable[[], int] = itertools.count().__next__
         self.kick: Callable[[], None] = lambda: None
@@ -111,10 +113,19 @@ class _Pipeline:
             return total
 
 
-def _live_hook(emitters: Iterable[Emitter]) -> Any:
-    """Return the first sink's hook for live spans (``__eventblocks_live__``)."""
+def _live_hook(emitters: Iterable[Emitter]) -> LiveCallHook | None:
+    """Return the first sink's hook for calls as they run (``live_calls()``)."""
     for emitter in emitters:
-        hook = getattr(emitter, "__eventblocks_live__", None)
+        try:
+            hook = emitter.live_calls()
+        except Exception as exc:
+            throttle.warn(
+                f"live:{emitter.name}",
+                "%s.live_calls() failed: %s",
+                emitter.name,
+                redact_text(str(exc)),
+            )
+            continue
         if hook is not None:
             return hook
     return None
@@ -149,35 +160,47 @@ def _accumulate(total: dict[str, Any], part: Mapping[str, Any]) -> None:
 _PIPELINE = _Pipeline()
 
 
-def _sink_factories() -> dict[str, Callable[[], Emitter]]:
-    """The sinks ``EVENTBLOCKS_EMITTERS`` can name, each imported only when named."""
+SINK_GROUP = "eventblocks.emitters"
 
-    def sql() -> Emitter:
-        from emitters.sql import SQLEventStore
 
-        return SQLEventStore()
+def sink_factories() -> dict[str, importlib.metadata.EntryPoint]:
+    """The sinks ``EVENTBLOCKS_EMITTERS`` can name: the entry points of their group.
 
-    def console() -> Emitter:
-        from emitters._console import ConsoleEmitter
+    Each entry point of the ``eventblocks.emitters`` group maps a lower-case name
+    to a factory that takes no arguments and returns an :class:`Emitter` (a class
+    or a function reading its own settings). eventblocks declares ``sql``,
+    ``console``, ``file``, ``http`` and ``otel``; any installed package can add a
+    name. Nothing is imported until a name is used.
+    """
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for entry in importlib.metadata.entry_points(group=SINK_GROUP):
+        found.setdefault(entry.name.strip().lower(), entry)
+    return found
 
-        return ConsoleEmitter()
 
-    def file() -> Emitter:
-        from emitters.file import from_environment
-
-        return from_environment()
-
-    def http() -> Emitter:
-        from emitters.http import from_environment
-
-        return from_environment()
-
-    def otel() -> Emitter:
-        from emitters.otel import OpenTelemetryEmitter
-
-        return OpenTelemetryEmitter()
-
-    return {"sql": sql, "console": console, "file": file, "http": http, "otel": otel}
+def _make_sink(name: str, entry: importlib.metadata.EntryPoint) -> Emitter | None:
+    """Make the sink ``name``; None, with a warning, if it cannot be made."""
+    try:
+        sink = entry.load()()
+    except Exception as exc:  # a missing extra or setting, or a broken plug-in
+        throttle.warn(
+            f"env-make:{name}",
+            "EVENTBLOCKS_EMITTERS names %r, which cannot be used: %s",
+            name,
+            redact_text(str(exc)),
+        )
+        return None
+    if not isinstance(sink, Emitter):
+        throttle.warn(
+            f"env-make:{name}",
+            "EVENTBLOCKS_EMITTERS names %r, whose factory %s returned %s, not an "
+            "emitters.Emitter; it is ignored",
+            name,
+            entry.value,
+            type(sink).__name__,
+        )
+        return None
+    return sink
 
 
 def default_emitters() -> tuple[Emitter, ...]:
@@ -192,13 +215,13 @@ def default_emitters() -> tuple[Emitter, ...]:
     if not raw:
         raw = "sql"
     names = [n.strip().lower() for n in raw.split(",") if n.strip()]
-    known = _sink_factories()
+    known = sink_factories()
     out: list[Emitter] = []
     for name in names:
         if name == "none":
             continue
-        factory = known.get(name)
-        if factory is None:
+        entry = known.get(name)
+        if entry is None:
             throttle.warn(
                 f"env:{name}",
                 "EVENTBLOCKS_EMITTERS names %r, which is not a sink (known: %s, "
@@ -207,15 +230,9 @@ def default_emitters() -> tuple[Emitter, ...]:
                 ", ".join(sorted(known)),
             )
             continue
-        try:
-            out.append(factory())
-        except (ImportError, ValueError) as exc:
-            throttle.warn(
-                f"env-make:{name}",
-                "EVENTBLOCKS_EMITTERS names %r, which cannot be used: %s",
-                name,
-                exc,
-            )
+        sink = _make_sink(name, entry)
+        if sink is not None:
+            out.append(sink)
     return tuple(out)
 
 

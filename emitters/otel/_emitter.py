@@ -95,8 +95,11 @@ class OpenTelemetryEmitter(Emitter):
         self._tracer: Tracer | None = None
         self._logger: otel_logs.Logger | None = None
         self._spans = SpanBuilder()
-        # Read by the pipeline when it is configured (see emitters._pipeline.pipeline).
-        self.__eventblocks_live__ = LiveCalls(self._get_tracer) if live else None
+        self._live_calls = LiveCalls(self._get_tracer) if live else None
+
+    def live_calls(self) -> LiveCalls | None:
+        """In live mode, the hook that makes each call's span on the caller's thread."""
+        return self._live_calls
 
     @property
     def live(self) -> bool:

@@ -16,14 +16,15 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from emitters._context import RunContext, environment_run_context
-from emitters._pipeline.build import (
-    CALL_METHOD,
-    CALL_OTEL,
-    CALL_RUN,
-    CALL_SOURCE,
-    SourceInfo,
-)
+from emitters._pipeline.build import SourceInfo
 from emitters._pipeline.delivery import throttle
+from emitters._pipeline.record import (
+    Call,
+    call_method,
+    call_otel_context,
+    call_run,
+    call_source,
+)
 from emitters._redact import redact_text
 from emitters.otel._spans import (
     error_attributes,
@@ -90,12 +91,12 @@ class LiveCalls:
             tuple[int, int, str], tuple[SourceInfo, RunContext, str, dict[str, Any]]
         ] = {}
 
-    def _describe(self, call: list[Any]) -> tuple[str, dict[str, Any]]:
-        info: SourceInfo = call[CALL_SOURCE].__eventblocks_source__()
-        run: RunContext | None = call[CALL_RUN]
+    def _describe(self, call: Call) -> tuple[str, dict[str, Any]]:
+        info: SourceInfo = call_source(call).__eventblocks_source__()
+        run = call_run(call)
         if run is None:
             run = environment_run_context()
-        method: str = call[CALL_METHOD]
+        method = call_method(call)
         key = (id(info), id(run), method)
         hit = self._names.get(key)
         if hit is not None and hit[0] is info and hit[1] is run:
@@ -109,14 +110,14 @@ class LiveCalls:
         self._names[key] = (info, run, name, attrs)
         return name, attrs
 
-    def start(self, call: list[Any], current: bool) -> LiveSpan | None:
+    def start(self, call: Call, current: bool) -> LiveSpan | None:
         """Start the span of ``call``; make it current if ``current``.
 
         Returns None, and starts nothing, when instrumentation is suppressed in
         the caller's context or anything goes wrong.
         """
         try:
-            ctx = call[CALL_OTEL]
+            ctx = call_otel_context(call)
             if ctx is not None and ctx.get(_SUPPRESS):
                 return None
             tracer = self._tracer

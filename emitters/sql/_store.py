@@ -146,9 +146,8 @@ class SQLEventStore(Emitter):
         ```
     """
 
-    # Batches waiting for the store reach it together, up to this many events: a
-    # store that fell behind catches up in fewer, larger transactions.
-    _join_batches_up_to = 4096
+    # A store that fell behind catches up in fewer, larger transactions.
+    join_batches_up_to = 4096
 
     def __init__(self, url: str | None = None, *, name: str | None = None) -> None:
         super().__init__(name=name)

@@ -258,7 +258,7 @@ def test_nested_captures_both_see_inner_events() -> None:
 class _Gated(Emitter):
     """A sink that holds its first batch until released; joins waiting batches."""
 
-    _join_batches_up_to = 1000
+    join_batches_up_to = 1000
 
     def __init__(self) -> None:
         super().__init__()
