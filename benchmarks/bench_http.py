@@ -231,7 +231,7 @@ def _repetition(
 
 def _null_repetition(probe: Probe, calls: int) -> float:
     """Time the same calls into a sink that does nothing, until flush() returns."""
-    configure(emitters=[NullEmitter()], queue_size=2 * calls + 1024)
+    configure(emitters=[NullEmitter()])
     flush(timeout=None)
     t0 = time.perf_counter()
     for _ in range(calls):
@@ -263,9 +263,7 @@ def measure(
                 # call before the clock starts. The queue holds a whole
                 # repetition, so nothing is dropped.
                 sink = HttpEmitter(f"{base}/events", gzip_level=gzip_level)
-                configure(
-                    emitters=[sink], queue_size=expected + 1024, batch_size=batch_size
-                )
+                configure(emitters=[sink], batch_size=batch_size)
                 probe.query("warm up")
                 flush(timeout=None)
                 runs.append(_repetition(probe, calls, sink, control, child.pid))

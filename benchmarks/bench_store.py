@@ -54,7 +54,7 @@ def _store_run(folder: Path, calls: int) -> tuple[float, str, int]:
     url = f"sqlite:///{folder / 'store.db'}"
     store = SQLEventStore(url)
     store.engine  # noqa: B018 - create the file and the tables before timing
-    configure(emitters=[store], queue_size=2 * calls + 16, batch_size=BATCH)
+    configure(emitters=[store], batch_size=BATCH)
     block = Warehouse()
     query = block.query
     with flow_run("bench"):

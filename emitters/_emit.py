@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from emitters._context import current_run_context
 from emitters._ids import uuid7_from_ns
 from emitters._model import MENDED_PAYLOAD, Event, RelatedResource, Resource
+from emitters._pipeline.buffer import EVENT_BYTES
 from emitters._pipeline.pipeline import STATE, ensure_configured
 from emitters._pipeline.record import KIND_EVENT
 from emitters._text import mend
@@ -135,6 +136,7 @@ def emit_event(
     ensure_configured()
     if STATE.enabled:
         STATE.append((KIND_EVENT, built))
+        STATE.weigh(EVENT_BYTES)
         if not STATE.count() & 1023:
             STATE.kick()
     return built

@@ -8,10 +8,13 @@ each time, so a test or a script can set them before use.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
-__all__ = ["database_url", "home"]
+__all__ = ["database_url", "home", "max_buffer_bytes"]
+
+DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 
 
 def home() -> Path:
@@ -26,3 +29,27 @@ def database_url() -> str:
     if configured:
         return configured
     return f"sqlite:///{home() / 'eventblocks.db'}"
+
+
+def max_buffer_bytes() -> int:
+    """Return ``EVENTBLOCKS_MAX_BUFFER_BYTES``, or 64 MiB when it is unset.
+
+    A value that is not a positive whole number of bytes is ignored with a
+    warning: telemetry settings never stop the program.
+    """
+    raw = os.environ.get("EVENTBLOCKS_MAX_BUFFER_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_BUFFER_BYTES
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        logging.getLogger("emitters").warning(
+            "EVENTBLOCKS_MAX_BUFFER_BYTES=%r is not a positive number of bytes; "
+            "using %d",
+            raw,
+            DEFAULT_MAX_BUFFER_BYTES,
+        )
+        return DEFAULT_MAX_BUFFER_BYTES
+    return value

@@ -107,6 +107,12 @@ class EventBuilder:
         self._synced_at = -_RESYNC_NS
         self._second = -1
         self._second_parts: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
+        self._orphans = 0
+
+    def take_orphans(self) -> int:
+        """Outcomes built since the last call whose started record was dropped."""
+        n, self._orphans = self._orphans, 0
+        return n
 
     # -- time --------------------------------------------------------------------
 
@@ -250,6 +256,7 @@ class EventBuilder:
                 follows = call[CALL_ID]
                 if follows is None:  # its started record was dropped
                     follows = self._ensure_id(call)
+                    self._orphans += 1
                 payload = {"duration_ms": (end_ns - call[CALL_T0]) / 1e6}
                 if error is None:
                     name = described[3]

@@ -163,6 +163,7 @@ def _sync_wrapper(
                 assert signature is not None
                 extra = _hook_payload(hook, signature, instance, args, kwargs, exc)
             info = error_info(exc)
+            st.weigh(len(info[1]))
             if live is not None:
                 live.end(info, extra)
             st.append((outcome_kind, call, end, extra, info))
@@ -225,6 +226,8 @@ def _finish(
         if more:
             extra = {**(extra or {}), **more}
     info = None if error is None else error_info(error)
+    if info is not None:
+        STATE.weigh(len(info[1]))
     if live is not None:
         live.end(info, extra)
     STATE.append(new_outcome(call, end, extra, info))

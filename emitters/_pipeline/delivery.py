@@ -67,6 +67,7 @@ class SinkWorker:
         self.dropped = 0
         self._items: deque[tuple[Sequence[Event] | None, FlushRequest | None]] = deque()
         self._pending = 0
+        self._last_progress = time.monotonic()
         self.join_limit: int = emitter.join_batches_up_to
         self._cond = threading.Condition()
         self._closing = False
@@ -77,9 +78,13 @@ class SinkWorker:
 
     def submit(self, batch: Sequence[Event]) -> None:
         with self._cond:
+            if not self._pending:
+                self._last_progress = time.monotonic()
             self._items.append((batch, None))
             self._pending += len(batch)
-            while self._pending > self.max_pending:
+            # The dispatcher waits for room before it builds a batch, so only a
+            # sink it stopped waiting for (a stalled one) goes past this.
+            while self._pending > 2 * self.max_pending:
                 old, marker = self._items.popleft()
                 if old is None:  # a flush marker: keep it, it costs no memory
                     self._items.appendleft((old, marker))
@@ -92,20 +97,37 @@ class SinkWorker:
                     self.name,
                     self.dropped,
                 )
-            self._cond.notify()
+            self._cond.notify_all()
+
+    def has_room(self) -> bool:
+        """Whether the backlog has room for another batch."""
+        return self._pending < self.max_pending
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for room in the backlog."""
+        with self._cond:
+            if self._pending >= self.max_pending:
+                self._cond.wait(timeout)
+            return self._pending < self.max_pending
+
+    def stalled_for(self) -> float:
+        """Seconds since the sink last finished a batch, while it has some to do."""
+        if not self._pending:
+            return 0.0
+        return time.monotonic() - self._last_progress
 
     def request_flush(self, deadline: float | None = None) -> FlushRequest:
         """Queue a flush of the sink after the batches before it; see FlushRequest."""
         done = FlushRequest(deadline)
         with self._cond:
             self._items.append((None, done))
-            self._cond.notify()
+            self._cond.notify_all()
         return done
 
     def close(self) -> None:
         with self._cond:
             self._closing = True
-            self._cond.notify()
+            self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -122,6 +144,9 @@ class SinkWorker:
                         batch = self._join_waiting(batch, limit)
             if batch is not None:
                 self._deliver(batch)
+                with self._cond:
+                    self._last_progress = time.monotonic()
+                    self._cond.notify_all()  # the dispatcher may wait for room
             else:
                 assert isinstance(marker, FlushRequest)
                 marker.ok = self._flush(marker.deadline)

@@ -12,22 +12,36 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 from emitters._emitter import Emitter
-from emitters._model import Event
+from emitters._ids import new_uuid7
+from emitters._model import Event, Resource
+from emitters._pipeline.buffer import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    RECORD_BYTES,
+    Loss,
+    RecordBuffer,
+)
 from emitters._pipeline.build import EventBuilder
 from emitters._pipeline.delivery import SinkWorker, throttle
 from emitters._pipeline.record import Record
 from emitters._processors import DropEvent, Processor
 from emitters._redact import redact_text
 
-__all__ = ["Config", "Dispatcher", "OnFull"]
+__all__ = ["LOST_EVENT", "Config", "Dispatcher"]
 
-OnFull = Literal["drop_oldest", "drop_newest"]
+# The event other sinks receive when events were lost (see emitters._pipeline.buffer).
+LOST_EVENT = "pipeline.events-lost"
+_PIPELINE_RESOURCE = Resource(id="eventblocks.pipeline", name="eventblocks pipeline")
+# The dispatcher wakes on its timer, or early once the buffer holds this share of
+# its budget: a burst is handled in large batches, interrupting the caller rarely.
+_WAKE_SHARE = 16
+# A full sink that delivered nothing for this long no longer holds up the others.
+_STALLED_S = 1.0
 
 
 def _count_value(counter: itertools.count[int]) -> int:
@@ -42,11 +56,10 @@ class Config:
     emitters: tuple[Emitter, ...] = ()
     processors: tuple[Processor, ...] = ()
     enabled: bool = True
-    queue_size: int = 10_000
-    on_full: OnFull = "drop_oldest"
+    max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES
     batch_size: int = 512
     flush_interval: float = 0.2
-    exit_timeout: float = 5.0
+    exit_timeout: float = 9.0
     names: tuple[str, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
@@ -59,11 +72,7 @@ class Config:
         for proc in self.processors:
             if not callable(proc):
                 raise TypeError(f"processors must be callables; {proc!r} is not")
-        if self.on_full not in ("drop_oldest", "drop_newest"):
-            raise ValueError(
-                f"on_full must be 'drop_oldest' or 'drop_newest', not {self.on_full!r}"
-            )
-        for name in ("queue_size", "batch_size"):
+        for name in ("max_buffer_bytes", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -96,26 +105,27 @@ class Dispatcher:
     def __init__(self, config: Config, taps: list[list[Event]]) -> None:
         self.config = config
         self.taps = taps
-        maxlen = config.queue_size
-        self.queue: deque[Record] = deque(maxlen=maxlen)
-        self.high_water = max(1, maxlen // 2)
+        self.buffer = RecordBuffer(config.max_buffer_bytes)
+        self._wake_bytes = config.max_buffer_bytes // _WAKE_SHARE
         self.emitted = itertools.count()
-        self.newest_dropped = itertools.count()
         self.consumed = 0
         self.build_errors = 0
         self.filtered = 0
         self.processor_errors = 0
         self.builder = EventBuilder()
+        # A sink holds a few batches of built events at most: the rest wait as
+        # records, which cost a tenth as much (see emitters._pipeline.buffer).
         self.workers = [
-            SinkWorker(e, name, maxlen)
+            SinkWorker(e, name, max(4 * config.batch_size, 2 * e.join_batches_up_to))
             for e, name in zip(config.emitters, config.names, strict=True)
         ]
         self._wake = threading.Event()
-        self._pop_lock = threading.Lock()
         self._cond = threading.Condition()
         self._requested = 0
         self._served = 0
         self._stopping = False
+        # Losses (dropped or failed) counted at the end of the last flush.
+        self._losses_at_flush = 0
         self.thread = threading.Thread(
             target=self._run, name="eventblocks-dispatcher", daemon=True
         )
@@ -124,23 +134,31 @@ class Dispatcher:
     # -- the caller's side -------------------------------------------------------
 
     def appender(self) -> Callable[[Record], None]:
-        if self.config.on_full == "drop_oldest":
-            return self.queue.append
-        queue, maxlen, dropped = self.queue, self.config.queue_size, self.newest_dropped
-
-        def append_unless_full(record: Record) -> None:
-            if len(queue) >= maxlen:
-                next(dropped)
-            else:
-                queue.append(record)
-
-        return append_unless_full
+        return self.buffer.queue.append
 
     def kick(self) -> None:
-        # Called every 1024 records: wake the dispatcher once the queue is half
-        # full, so that a burst is handled in few, large batches and the caller is
-        # interrupted as rarely as possible. The timer wakes it otherwise.
-        if len(self.queue) >= self.high_water and not self._wake.is_set():
+        # Called every 1024 records: shed if the buffer passed its budget, and
+        # wake the dispatcher once a few batches wait, so that a burst is handled
+        # in large batches and the caller is interrupted as rarely as possible.
+        # The timer wakes it otherwise.
+        buffer = self.buffer
+        if buffer.over_budget():
+            buffer.shed()
+            ledger = buffer.ledger
+            throttle.warn(
+                "shed",
+                "eventblocks dropped %d events so far (%d failures among them): "
+                "the buffer of queued events is full (max_buffer_bytes=%d); the "
+                "losses are recorded per run. Raise configure(max_buffer_bytes=...) "
+                "or EVENTBLOCKS_MAX_BUFFER_BYTES, or make the sinks faster",
+                ledger.lost,
+                ledger.failures,
+                buffer.max_bytes,
+            )
+        if (
+            len(buffer.queue) * RECORD_BYTES >= self._wake_bytes
+            and not self._wake.is_set()
+        ):
             self._wake.set()
 
     # -- the dispatcher thread ---------------------------------------------------
@@ -161,33 +179,76 @@ class Dispatcher:
                 return
 
     def _drain(self) -> None:
-        queue, size = self.queue, self.config.batch_size
-        pop = queue.popleft
-        while queue:
-            records: list[Record] = []
-            # stats() takes this lock so that records in hand are not counted as
-            # dropped while they are neither queued nor consumed.
-            with self._pop_lock:
-                try:
-                    for _ in range(size):
-                        records.append(pop())
-                except IndexError:
-                    pass
-                self.consumed += len(records)
+        buffer, size = self.buffer, self.config.batch_size
+        queue = buffer.queue
+        while queue or buffer.ledger.pending():
+            self._wait_for_room()
+            records = buffer.pop_batch(size)
+            self.consumed += len(records)
             if not self.workers and not self.taps:
+                buffer.ledger.take()
                 continue
             try:
                 events = self.builder.build(records)
             except BaseException:  # nothing may kill the thread (SystemExit included)
                 events = self._build_one_by_one(records)
+            buffer.release_orphans(self.builder.take_orphans())
             if self.config.processors:
                 events = self._process(events)
+            events.extend(self._loss_events(buffer.ledger.take()))
             if not events:
                 continue
+            # One immutable batch for everyone: a sink cannot alter what the
+            # others receive.
+            batch = tuple(events)
             for tap in self.taps:
-                tap.extend(events)
+                tap.extend(batch)
             for worker in self.workers:
-                worker.submit(events)
+                worker.submit(batch)
+
+    def _wait_for_room(self) -> None:
+        """Wait until every sink can take a batch, so that events are built only
+        when a sink is about to take them, and wait as records, not as events.
+
+        When some sinks can take more and the full ones made no progress for a
+        while, the full ones are not waited for: their share is dropped and
+        counted for them, and a hung sink delays the others only that long.
+        """
+        while True:
+            full = [w for w in self.workers if not w.has_room()]
+            if not full:
+                return
+            if len(full) < len(self.workers) and all(
+                w.stalled_for() > _STALLED_S for w in full
+            ):
+                return  # the others go on; the stalled ones drop their share
+            full[0].wait_for_room(0.05)
+
+    def _loss_events(self, losses: list[Loss]) -> list[Event]:
+        """One ``pipeline.events-lost`` event per run and minute of ``losses``."""
+        out: list[Event] = []
+        for loss in losses:
+            minute = datetime.fromtimestamp(loss.minute, UTC)
+            try:
+                event = Event(
+                    id=new_uuid7(),
+                    occurred=datetime.now(UTC),
+                    event=LOST_EVENT,
+                    resource=_PIPELINE_RESOURCE,
+                    related=loss.run,
+                    payload={
+                        "lost": loss.lost,
+                        "failures": loss.failures,
+                        "minute": minute.isoformat().replace("+00:00", "Z"),
+                        "setting": "max_buffer_bytes",
+                    },
+                )
+            except Exception as exc:  # pragma: no cover - the parts are our own
+                throttle.warn("loss-event", "could not record a loss: %s", exc)
+                continue
+            next(self.emitted)  # the pipeline emits it: counted like the others
+            out.append(event)
+        return out
 
     def _process(self, events: list[Event]) -> list[Event]:
         out: list[Event] = []
@@ -239,6 +300,14 @@ class Dispatcher:
         return True
 
     def flush(self, timeout: float | None) -> bool:
+        try:
+            delivered = self._flush(timeout)
+        finally:
+            # A loss is reported by one flush: the next says only what is new.
+            losses, self._losses_at_flush = self._losses_at_flush, self.losses()
+        return delivered and losses == self._losses_at_flush
+
+    def _flush(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.drain_wait(timeout):
             return False
@@ -289,20 +358,24 @@ class Dispatcher:
                 )
         return events
 
+    def losses(self) -> int:
+        """Events dropped or failed so far, in this dispatcher."""
+        return (
+            self.buffer.shed_count
+            + self.build_errors
+            + sum(w.dropped + w.failed for w in self.workers)
+        )
+
     def stats(self) -> dict[str, Any]:
-        with self._pop_lock:
-            emitted = _count_value(self.emitted)
-            consumed = self.consumed
-            queued = len(self.queue)
-        newest = _count_value(self.newest_dropped)
-        if self.config.on_full == "drop_oldest":
-            queue_dropped = max(0, emitted - consumed - queued)
-        else:
-            queue_dropped = newest
+        emitted = _count_value(self.emitted)
+        queued = len(self.buffer.queue)
         backlog = {w.name: w.dropped for w in self.workers}
         return {
             "emitted": emitted,
-            "dropped": queue_dropped + sum(backlog.values()) + self.build_errors,
+            "dropped": self.buffer.shed_count
+            + sum(backlog.values())
+            + self.build_errors,
+            "dropped_failures": self.buffer.ledger.failures,
             "dropped_by_emitter": backlog,
             "delivered": {w.name: w.delivered for w in self.workers},
             "failed": {w.name: w.failed for w in self.workers},

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from emitters import _settings as settings
 from emitters._emitter import Emitter, LiveCallHook
 from emitters._model import Event
 from emitters._pipeline.delivery import logger, throttle
-from emitters._pipeline.dispatcher import Config, Dispatcher, OnFull
+from emitters._pipeline.dispatcher import Config, Dispatcher
 from emitters._pipeline.record import Record
 from emitters._processors import Processor
 from emitters._redact import redact_text
@@ -31,7 +32,6 @@ from emitters._redact import redact_text
 __all__ = [
     "STATE",
     "Config",
-    "OnFull",
     "add_tap",
     "configure",
     "drain",
@@ -62,7 +62,7 @@ class _HotState:
     wants one.
     """
 
-    __slots__ = ("append", "count", "enabled", "kick", "live")
+    __slots__ = ("append", "count", "enabled", "kick", "live", "weigh")
 
     def __init__(self) -> None:
         self.enabled = False
@@ -70,6 +70,7 @@ class _HotState:
         self.append: Callable[[Record], None] = lambda record: None
         self.count: Callable[[], int] = itertools.count().__next__
         self.kick: Callable[[], None] = lambda: None
+        self.weigh: Callable[[int], None] = lambda nbytes: None
 
 
 STATE = _HotState()
@@ -94,6 +95,7 @@ class _Pipeline:
             STATE.append = dispatcher.appender()
             STATE.count = dispatcher.emitted.__next__
             STATE.kick = dispatcher.kick
+            STATE.weigh = dispatcher.buffer.weigh
             STATE.live = _live_hook(config.emitters)
             self.current, self.config = dispatcher, config
             STATE.enabled = config.enabled
@@ -135,6 +137,7 @@ def _zero_stats() -> dict[str, Any]:
     return {
         "emitted": 0,
         "dropped": 0,
+        "dropped_failures": 0,
         "dropped_by_emitter": {},
         "delivered": {},
         "failed": {},
@@ -240,12 +243,11 @@ def configure(
     emitters: Iterable[Emitter] | None = None,
     processors: Iterable[Processor] = (),
     enabled: bool = True,
-    queue_size: int = 10_000,
-    on_full: OnFull = "drop_oldest",
+    max_buffer_bytes: int | None = None,
     *,
     batch_size: int = 512,
     flush_interval: float = 0.2,
-    exit_timeout: float = 5.0,
+    exit_timeout: float = 9.0,
 ) -> None:
     """Replace the whole pipeline configuration; ``configure()`` restores defaults.
 
@@ -258,11 +260,16 @@ def configure(
             None or raise ``DropEvent`` to drop it.
         enabled: False turns every block call into a plain call after one flag
             check. ``EVENTBLOCKS_EVENTS=off`` at import wins over True.
-        queue_size: The most events waiting for the dispatcher, and for each sink.
-        on_full: What a full queue drops: ``"drop_oldest"`` or ``"drop_newest"``.
+        max_buffer_bytes: The memory that events waiting for the sinks may take,
+            estimated (64 MiB by default, or ``EVENTBLOCKS_MAX_BUFFER_BYTES``).
+            Beyond it, events are dropped in this order: the ``started`` half of
+            successful calls, then whole successful calls, failures last; every
+            loss is counted in ``stats()`` and recorded per run.
         batch_size: The most events handed to a sink at once.
         flush_interval: Seconds the dispatcher may wait before delivering.
-        exit_timeout: Seconds the exit hook may spend delivering queued events.
+        exit_timeout: Seconds the exit hook may spend delivering queued events
+            (9 by default: a process with a full burst queued still exits
+            within 10 s).
 
     Raises:
         TypeError: An emitter has no ``emit_batch`` or a processor is not callable.
@@ -274,8 +281,11 @@ def configure(
         processors=tuple(processors),
         # The operator's kill switch wins over the code's configuration.
         enabled=bool(enabled) and not EVENTS_OFF_AT_IMPORT,
-        queue_size=queue_size,
-        on_full=on_full,
+        max_buffer_bytes=(
+            settings.max_buffer_bytes()
+            if max_buffer_bytes is None
+            else max_buffer_bytes
+        ),
         batch_size=batch_size,
         flush_interval=flush_interval,
         exit_timeout=exit_timeout,
@@ -334,7 +344,7 @@ def shutdown(timeout: float = 5.0) -> bool:
             config=Config(
                 emitters=(),
                 enabled=False,
-                queue_size=dispatcher.config.queue_size,
+                max_buffer_bytes=dispatcher.config.max_buffer_bytes,
                 exit_timeout=dispatcher.config.exit_timeout,
             ),
         )
@@ -380,13 +390,31 @@ def _at_exit() -> None:
     timeout = dispatcher.config.exit_timeout
     deadline = time.monotonic() + timeout
     STATE.enabled = False
-    delivered = dispatcher.flush(timeout)
+    dispatcher.flush(timeout)
     closed = dispatcher.stop(max(0.0, deadline - time.monotonic()))
-    if not (delivered and closed):
+    totals = _PIPELINE.stats()
+    queued = totals["queued"]
+    if not closed or queued:
         logger.warning(
             "eventblocks could not deliver every event and close every sink within "
-            "%.1fs at exit",
+            "exit_timeout=%.1fs at exit (%d events still queued)",
             timeout,
+            queued,
+        )
+    lost = totals["dropped"] + sum(totals["failed"].values())
+    if lost:
+        logger.warning(
+            "eventblocks lost %d of %d events in this process: %d dropped (%d "
+            "failures among them), %d not accepted by a sink (%s). Dropped events "
+            "mean the buffer was full: raise configure(max_buffer_bytes=...) or "
+            "EVENTBLOCKS_MAX_BUFFER_BYTES (now %d bytes)",
+            lost,
+            totals["emitted"],
+            totals["dropped"],
+            totals["dropped_failures"],
+            sum(totals["failed"].values()),
+            ", ".join(f"{k}: {v}" for k, v in totals["failed"].items() if v) or "none",
+            dispatcher.config.max_buffer_bytes,
         )
 
 

@@ -136,11 +136,13 @@ def test_failing_sink_never_reaches_the_caller_and_is_counted() -> None:
 
 
 def test_hung_sink_does_not_block_calls_or_other_sinks() -> None:
-    """A hung sink blocks neither calls nor other sinks; its overflow is dropped."""
+    """A hung sink blocks neither calls nor, after a second, other sinks; its
+    overflow is dropped."""
     name = f"hung-{uuid.uuid4().hex[:8]}"
     hung = HungSink(name=name)
     memory = MemoryEmitter(name=f"memory-{uuid.uuid4().hex[:8]}")
-    configure(emitters=[hung, memory], queue_size=64, flush_interval=0.01)
+    # Batches of 8: the hung sink's backlog (4 batches) is full after 32 events.
+    configure(emitters=[hung, memory], batch_size=8, flush_interval=0.01)
     rounds, calls_per_round = 20, 10
     errors: list[BaseException] = []
 
@@ -150,8 +152,7 @@ def test_hung_sink_does_not_block_calls_or_other_sinks() -> None:
             for r in range(rounds):
                 for i in range(calls_per_round):
                     assert block.run(i) == i * i
-                # Pace the caller so the main queue (64) never overflows; the
-                # point is the hung sink's backlog, not the dispatcher's queue.
+                # Pace the caller: the point is the hung sink's backlog.
                 expected = 2 * calls_per_round * (r + 1)
                 deadline = time.monotonic() + 10
                 while len(memory.events) < expected and time.monotonic() < deadline:

@@ -397,7 +397,7 @@ WRITER = textwrap.dedent(
             return n
 
     url, count, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    configure(emitters=[SQLEventStore(url)], queue_size=4 * count, batch_size=64)
+    configure(emitters=[SQLEventStore(url)], batch_size=64)
     pump = Pump()
     with flow_run(tag) as run:
         for n in range(count):

@@ -149,7 +149,7 @@ def test_a_failing_sink_never_reaches_the_caller_and_recovers(
 ) -> None:
     """A raising or half-taking sink costs the caller nothing; counted; it recovers."""
     memory = MemoryEmitter()
-    configure(emitters=[faulty, memory], queue_size=50_000)
+    configure(emitters=[faulty, memory])
     counters = Counters()
     account = FaultAccount()
     faulty.mode = mode
@@ -173,7 +173,7 @@ def test_a_failing_sink_never_reaches_the_caller_and_recovers(
 def test_a_hung_sink_delays_nobody_and_its_losses_are_counted(faulty: Faulty) -> None:
     """A hung sink delays no caller or sink; its overflow is counted; it recovers."""
     memory = MemoryEmitter()
-    configure(emitters=[faulty, memory], queue_size=2_000, batch_size=100)
+    configure(emitters=[faulty, memory], batch_size=100)
     counters = Counters()
     account = FaultAccount()
     faulty.mode = "hang"
@@ -181,8 +181,8 @@ def test_a_hung_sink_delays_nobody_and_its_losses_are_counted(faulty: Faulty) ->
     assert faulty.entered.wait(5)
     for start in range(1, 10_001, 500):
         _calls(account, 500, start=start)
-        # Let the dispatcher take each burst, so that only the sink's own backlog
-        # overflows, not the main queue.
+        # Let the dispatcher take each burst: the hung sink's own backlog
+        # overflows (once it has been stalled for a second), not the buffer.
         assert _wait_until(lambda: stats()["queued"] == 0)
     assert flush(0.5) is False  # bounded: the hung sink cannot be flushed
     assert _wait_until(lambda: len(memory.events) == 20_002)
@@ -200,7 +200,7 @@ def test_a_slow_sink_loses_nothing_when_the_queue_can_hold_the_burst(
     faulty: Faulty,
 ) -> None:
     """A sink that takes 20 ms a batch keeps up in the end: nothing dropped."""
-    configure(emitters=[faulty], queue_size=50_000, batch_size=256)
+    configure(emitters=[faulty], batch_size=256)
     counters = Counters()
     faulty.mode = "slow"
     account = FaultAccount()
@@ -212,16 +212,21 @@ def test_a_slow_sink_loses_nothing_when_the_queue_can_hold_the_burst(
 
 
 def test_a_slow_sink_with_a_small_queue_drops_and_counts(faulty: Faulty) -> None:
-    """A slow sink behind a small queue drops the overflow, counted, never waited on."""
-    configure(emitters=[faulty], queue_size=500, batch_size=100)
+    """A slow sink behind a small buffer drops the overflow, counted, never waited
+    on; the loss reaches the sink as a pipeline.events-lost record."""
+    configure(emitters=[faulty], max_buffer_bytes=70_000, batch_size=100)
     counters = Counters()
     faulty.mode = "slow"
     faulty.delay = 0.05
     _calls(FaultAccount(), 10_000)
-    assert flush(30)
+    assert flush(30) is False  # events were lost since the last flush
     now = counters.now()
     assert now["dropped"] > 0
-    assert now["delivered"]["faulty"] + now["dropped"] == now["emitted"] == 20_000
+    lost = [e for e in faulty.kept if e.event == "pipeline.events-lost"]
+    assert sum(e.payload["lost"] for e in lost) == now["dropped"]
+    # Each loss record is counted as emitted and delivered, like any event.
+    assert now["emitted"] == 20_000 + len(lost)
+    assert now["delivered"]["faulty"] + now["dropped"] == now["emitted"]
 
 
 def test_a_sink_raising_a_base_exception_keeps_its_worker_alive(
@@ -270,7 +275,7 @@ def test_a_sqlite_store_locked_by_another_process_waits_and_loses_nothing(
     database = tmp_path / "events.db"
     store = SQLEventStore(f"sqlite:///{database}")
     store.events()  # create the tables
-    configure(emitters=[store], queue_size=50_000, flush_interval=0.05)
+    configure(emitters=[store], flush_interval=0.05)
     counters = Counters()
     account = FaultAccount()
     blocker = sqlite3.connect(database, isolation_level=None, timeout=30)
@@ -404,7 +409,7 @@ def test_the_store_survives_its_database_going_away_mid_run(
     url, proxy = proxied_url
     store = SQLEventStore(url, name="store")
     store.events()  # tables ready before the run
-    configure(emitters=[store], queue_size=50_000, flush_interval=0.05)
+    configure(emitters=[store], flush_interval=0.05)
     counters = Counters()
     account = FaultAccount()
     with flow_run("outage", id="run-outage"):

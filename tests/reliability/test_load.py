@@ -1,7 +1,8 @@
 """Load: a million calls against a stalled sink, and many runs calling at once.
 
 The million calls run in a child process so that its memory is measured alone
-(DESIGN.md section 7: growth under 50 MB, drops counted in ``stats()``). The
+(the budget: growth under 100 MB with the byte budget full, every loss counted
+and recorded, the one failed call kept). The
 concurrency test runs 8 threads and 100 asyncio tasks at the same time, each in a
 flow run of its own, through shared block instances and a shared thread pool, and
 checks that no event carries another run's id and that none is lost.
@@ -39,10 +40,12 @@ from emitters.sql import SQLEventStore
 # The memory benchmark is the child: many calls against a sink that is stalled,
 # then released; it reports memory and the counters as JSON.
 CHILD = Path(__file__).parents[2] / "benchmarks" / "bench_memory.py"
-BUDGET_MB = 50.0
+BUDGET_MB = 100.0
 
 
-def _run_child(calls: int, policy: str, home: Path) -> dict[str, Any]:
+def _run_child(
+    calls: int, home: Path, max_buffer_bytes: int | None = None
+) -> dict[str, Any]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("EVENTBLOCKS_")},
         "EVENTBLOCKS_HOME": str(home),
@@ -54,8 +57,11 @@ def _run_child(calls: int, policy: str, home: Path) -> dict[str, Any]:
             str(CHILD),
             "--calls",
             str(calls),
-            "--policy",
-            policy,
+            *(
+                ["--max-buffer-bytes", str(max_buffer_bytes)]
+                if max_buffer_bytes
+                else []
+            ),
             "--json",
         ],
         capture_output=True,
@@ -68,37 +74,40 @@ def _run_child(calls: int, policy: str, home: Path) -> dict[str, Any]:
     return result
 
 
+def _assert_every_event_accounted(result: dict[str, Any], calls: int) -> None:
+    final = result["final"]
+    records = result["lost_records"]
+    assert result["flushed"] is False  # events were lost: flush() says so
+    # Two events a call, plus one pipeline.events-lost record per run and minute.
+    assert final["emitted"] == 2 * (result["warmup_calls"] + calls) + len(records)
+    # Nothing vanished: each event was delivered once released, or dropped, and
+    # every drop is in a loss record the sink received.
+    assert final["delivered"]["stalled"] == result["received"]
+    assert final["delivered"]["stalled"] + final["dropped"] == final["emitted"]
+    assert sum(r["lost"] for r in records) == final["dropped"]
+    assert final["failed"]["stalled"] == 0
+    # The one failed call survived the shedding.
+    assert result["failed_calls_received"] == 1
+    assert sum(r["failures"] for r in records) == 0
+
+
 @pytest.mark.slow
 def test_a_million_calls_against_a_stalled_sink_keep_memory_bounded(
     tmp_path: Path,
 ) -> None:
-    """1,000,000 calls into a sink that never returns: growth < 50 MB, drops counted."""
-    result = _run_child(1_000_000, "drop_oldest", tmp_path)
+    """1,000,000 calls into a sink that never returns: growth < 100 MB, every loss
+    counted and recorded, the one failure kept."""
+    result = _run_child(1_000_000, tmp_path)
     assert result["growth_mb"] < BUDGET_MB
-    stalled = result["stalled"]
-    # The warm-up calls and the million: two events each, every one counted.
-    assert stalled["emitted"] == 2 * (result["warmup_calls"] + 1_000_000)
-    # At most the main queue and the sink's backlog (plus the batch in the sink's
-    # hands) are held; everything else was dropped and counted.
-    held = 2 * result["queue_size"] + 512
-    assert stalled["dropped"] >= stalled["emitted"] - held
-    final = result["final"]
-    assert result["flushed"] is True
-    # Nothing vanished: each event was delivered once released, or counted dropped.
-    assert final["delivered"]["stalled"] == result["received"]
-    assert final["delivered"]["stalled"] + final["dropped"] == final["emitted"]
-    assert final["failed"]["stalled"] == 0
+    assert result["stalled"]["dropped"] > 0
+    _assert_every_event_accounted(result, 1_000_000)
 
 
-def test_drop_newest_conserves_every_event_under_overload(tmp_path: Path) -> None:
-    """With drop_newest, delivered + dropped is exactly what was emitted."""
-    result = _run_child(100_000, "drop_newest", tmp_path)
-    assert result["growth_mb"] < BUDGET_MB
-    final = result["final"]
-    assert final["emitted"] == 2 * (result["warmup_calls"] + 100_000)
-    assert final["dropped"] >= 2 * 100_000
-    assert final["delivered"]["stalled"] == result["received"] > 0
-    assert final["delivered"]["stalled"] + final["dropped"] == final["emitted"]
+def test_a_small_buffer_sheds_successes_and_keeps_the_failure(tmp_path: Path) -> None:
+    """With a 1 MiB budget most events are shed, never the failed call's."""
+    result = _run_child(100_000, tmp_path, max_buffer_bytes=1024 * 1024)
+    assert result["final"]["dropped"] >= 100_000
+    _assert_every_event_accounted(result, 100_000)
 
 
 def _tag(arguments: Any, _outcome: object) -> dict[str, str]:
@@ -233,7 +242,7 @@ def test_threads_and_tasks_at_once_never_mix_runs(tmp_path: Path) -> None:
     """8 threads and 100 tasks, each in its own run: no event carries another run."""
     memory = MemoryEmitter()
     store = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    configure(emitters=[memory, store], queue_size=100_000)
+    configure(emitters=[memory, store])
     before = stats()
     shared, other = LoadLedger(), LoadLedger()
     runs: dict[str, int] = {}

@@ -72,7 +72,6 @@ def test_events_queued_at_exit_are_delivered(tmp_path: Path, ending: str) -> Non
     code = f"""
     configure(
         emitters=[FileEmitter(HOME / "events.jsonl"), SQLEventStore()],
-        queue_size=100_000,
     )
     ledger = Ledger()
     with flow_run("nightly", id="run-exit"):
@@ -118,7 +117,6 @@ def test_a_hung_sink_cannot_hold_the_exit_beyond_its_timeout(tmp_path: Path) -> 
     configure(
         emitters=[Hung(), FileEmitter(HOME / "events.jsonl")],
         exit_timeout=1.0,
-        queue_size=100_000,
     )
     ledger = Ledger()
     for i in range(2_000):
@@ -140,7 +138,7 @@ def test_sigterm_with_a_handler_that_exits_delivers_queued_events(
     code = """
     import signal
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    configure(emitters=[SQLEventStore()], queue_size=100_000, flush_interval=60)
+    configure(emitters=[SQLEventStore()], flush_interval=60)
     ledger = Ledger()
     with flow_run("nightly", id="run-term"):
         for i in range(1_000):
@@ -158,7 +156,6 @@ def test_sigterm_with_a_handler_that_exits_delivers_queued_events(
 KILLED = """
 configure(
     emitters=[FileEmitter(HOME / "events.jsonl"), SQLEventStore()],
-    queue_size=100_000,
 )
 ledger = Ledger()
 with flow_run("nightly", id="run-kill"):

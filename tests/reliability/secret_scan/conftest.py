@@ -224,7 +224,7 @@ class Scan:
 
     def start(self) -> None:
         """Configure every sink and record every logger at DEBUG."""
-        configure(emitters=self.sinks, queue_size=100_000)
+        configure(emitters=self.sinks)
         root = logging.getLogger()
         self._levels = {
             name: logging.getLogger(name).level
