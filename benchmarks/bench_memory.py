@@ -8,7 +8,7 @@ delivered meanwhile: the main queue and the sink's backlog fill up to
 newest with ``--policy drop_newest``) and counted. The figure is the growth of the
 process's resident set size (``VmRSS``) from just before the calls to just after,
 and the rise of the peak RSS over the same span (the larger of the two counts),
-with the drops reported by ``stats()``. Budget (DESIGN.md section 7): under 50 MB.
+with the drops reported by ``stats()``. Budget (docs/performance.md): under 50 MB.
 
 Then the sink is released and the pipeline flushed, and the JSON output also gives
 the counters before and after (``stalled``, ``final``) and how many events the

@@ -1,10 +1,11 @@
 """Load: a million calls against a stalled sink, and many runs calling at once.
 
 The million calls run in a child process so that its memory is measured alone
-(DESIGN.md section 7: growth under 50 MB, drops counted in ``stats()``). The
-concurrency test runs 8 threads and 100 asyncio tasks at the same time, each in a
-flow run of its own, through shared block instances and a shared thread pool, and
-checks that no event carries another run's id and that none is lost.
+(the memory budget of docs/performance.md: growth under 50 MB, drops counted in
+``stats()``). The concurrency test runs 8 threads and 100 asyncio tasks at the
+same time, each in a flow run of its own, through shared block instances and a
+shared thread pool, and checks that no event carries another run's id and that
+none is lost.
 """
 
 from __future__ import annotations
