@@ -3,7 +3,10 @@
 Run: ``python benchmarks/bench_calls.py [--calls N] [--repeats R] [--json]``
 
 Every figure is the median of R repetitions of a loop of N calls, and every
-comparison is between loops measured in this same run (DESIGN.md section 7):
+comparison is between loops measured in this same run (the budgets, in
+docs/performance.md: events off cost at most 1.1x a plain call, or at most 1 us
+more at run time; events on, the caller's loop at most 2.5x the floor and the
+whole cost at most half of one span):
 
 - plain: a method call on a pydantic model, no wrapper;
 - wrapt: the same method behind a pass-through ``wrapt.FunctionWrapper``;

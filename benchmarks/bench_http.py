@@ -6,7 +6,7 @@ Each repetition makes N block method calls (two events each: started and
 succeeded) through the pipeline into an ``HttpEmitter`` with gzip, and times the
 wall clock from the first call until ``flush()`` has returned and the receiver has
 counted every event. The figure is the median of R repetitions, in events per
-second, against the budget of DESIGN.md section 7: at least 50,000 events/s.
+second, against the budget of docs/performance.md: at least 50,000 events/s.
 
 The receiver runs in a child process (a real receiver is another program, and in
 this process it would compete for the interpreter lock): a standard library

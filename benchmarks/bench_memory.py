@@ -9,7 +9,7 @@ first, then whole successful calls, failures last; every loss is counted. One
 call in the middle fails: it must survive. The figure is the growth of the
 process's resident set size (``VmRSS``) from just before the calls to just after,
 and the rise of the peak RSS over the same span (the larger of the two counts).
-Budget: under 100 MB with the byte budget full.
+Budget (docs/performance.md): under 100 MB with the byte budget full.
 
 Then the sink is released and the pipeline flushed, and the JSON output also gives
 the counters before and after (``stalled``, ``final``), how many events the sink

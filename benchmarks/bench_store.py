@@ -13,10 +13,10 @@ Each repetition, in a fresh temporary folder:
   batch of the pipeline's size, and, stricter, in a single transaction.
 
 Figures are medians of R repetitions; ratios compare rates from this same run
-(DESIGN.md section 7: at least 100,000 events/s, and at least half of raw
-``executemany``), with no event dropped. The queue holds all 2N events, so that
-the measure is the store's rate, not the queue's drop policy; the report says how
-many events did not reach the store (0 expected).
+(the budget, in docs/performance.md: at least 100,000 events/s, and at least half
+of raw ``executemany``), with no event dropped. The queue holds all 2N events, so
+that the measure is the store's rate, not the queue's drop policy; the report
+says how many events did not reach the store (0 expected).
 """
 
 from __future__ import annotations

@@ -51,9 +51,15 @@ class Block(BaseModel):
         events_enabled: False installs no instrumentation on this class at all.
 
     Example:
+        >>> from pydantic import SecretStr
+        >>> from blocks import Block
         >>> class Warehouse(Block):
         ...     dsn: SecretStr
         ...     def query(self, sql: str) -> list[dict]: ...
+        >>> Warehouse.block_type_slug
+        'warehouse'
+        >>> Warehouse(dsn="postgresql://etl:pa55@db/prod")
+        Warehouse(dsn=SecretStr('**********'))
     """
 
     model_config = ConfigDict(

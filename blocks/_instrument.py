@@ -78,8 +78,16 @@ def event_payload(
     in its values are masked.
 
     Example:
-        >>> @event_payload(lambda args, result: {"path": args.arguments["path"]})
-        ... def read_path(self, path: str) -> bytes: ...
+        >>> from blocks import Block, event_payload
+        >>> class Bucket(Block):
+        ...     @event_payload(lambda args, result: {"path": args.arguments["path"]})
+        ...     def read_path(self, path: str) -> bytes:
+        ...         return b"id,total"
+        >>> from emitters.testing import capture_events
+        >>> with capture_events() as events:
+        ...     _ = Bucket().read_path("orders/2024-06-01.csv")
+        >>> events[-1].event, events[-1].payload["path"]
+        ('block.bucket.read_path.succeeded', 'orders/2024-06-01.csv')
     """
     if not callable(hook):
         raise TypeError(f"event_payload needs a callable, not {type(hook).__name__}")

@@ -1,11 +1,12 @@
 """Test helpers: capture the events that code under test emits.
 
 Example:
+    >>> from emitters import emit_event
     >>> from emitters.testing import capture_events
     >>> with capture_events() as events:
-    ...     ...  # call blocks
-    >>> [e.event for e in events]  # complete once the scope has exited
-    []
+    ...     _ = emit_event("table.loaded", {"id": "table.orders"}, payload={"rows": 3})
+    >>> [(e.event, e.payload) for e in events]  # complete once the scope has exited
+    [('table.loaded', {'rows': 3})]
 """
 
 from __future__ import annotations

@@ -1,17 +1,29 @@
-"""Shared fixtures.
+"""Shared fixtures, and a database of this run's own on each test server.
 
 Every test starts with a fresh pipeline that has no sinks, and with its own
 eventblocks home (so no test reads or writes the user's ``~/.eventblocks``).
 
-``store_url`` runs a test on SQLite, PostgreSQL and MariaDB. The server URLs come
-from ``EVENTBLOCKS_TEST_POSTGRES_URL`` and ``EVENTBLOCKS_TEST_MYSQL_URL`` (defaults:
-the local servers of DESIGN.md section 8). An unreachable server skips its tests
-locally; with ``CI=true`` it fails them, so CI cannot pass without the services.
+``store_url`` runs a test on SQLite, PostgreSQL and MariaDB. The servers are named
+by ``EVENTBLOCKS_TEST_POSTGRES_URL`` and ``EVENTBLOCKS_TEST_MYSQL_URL`` (defaults:
+``postgresql+psycopg://postgres@127.0.0.1:5432/test`` and
+``mysql+pymysql://root@127.0.0.1:3306/test``), as an account that may create
+databases. At the start of the run, :func:`pytest_configure` creates a database of
+the run's own on each server that answers (``eventblocks_test_<pid>_<random>``)
+and points the variable at it, so every test module, fixture and subprocess of
+this run uses it; it is dropped when the run ends. Two runs on one machine
+therefore never drop each other's tables. A run that is killed leaves its
+database behind, named with its process id.
+
+An unreachable server skips its tests locally; with ``CI=true`` it fails them, so
+CI cannot pass without the services. A server that answers but refuses to create
+the database stops the run with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +32,90 @@ import sqlalchemy as sa
 
 from emitters import configure
 
-POSTGRES_URL = os.environ.get(
-    "EVENTBLOCKS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get(
-    "EVENTBLOCKS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
-)
+SERVERS = {
+    "EVENTBLOCKS_TEST_POSTGRES_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "EVENTBLOCKS_TEST_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The databases this run created: the variable's name -> (the server's URL, the
+# run's database, the variable's value before the run or None).
+_created: dict[str, tuple[str, str, str | None]] = {}
+
+
+def _admin_engine(url: str) -> sa.Engine:
+    """An autocommit engine on ``url`` (CREATE and DROP DATABASE need one)."""
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+
+
+def _create_run_database(variable: str, server: str, given: str | None) -> None:
+    """Create this run's database on ``server`` and point ``variable`` at it."""
+    engine = _admin_engine(server)
+    try:
+        try:
+            connection = engine.connect()
+        except Exception:  # unreachable: its tests skip, or fail with CI=true
+            return
+        name = f"eventblocks_test_{os.getpid()}_{secrets.token_hex(4)}"
+        with connection:
+            try:
+                connection.execute(sa.text(f"CREATE DATABASE {name}"))
+            except Exception as exc:
+                shown = sa.make_url(server).render_as_string(hide_password=True)
+                raise pytest.UsageError(
+                    f"{variable}: {shown} answers but did not create the test "
+                    f"database {name}: {type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0]}. The tests need an account that "
+                    "may create databases."
+                ) from None
+    finally:
+        engine.dispose()
+    _created[variable] = (server, name, given)
+    run_url = sa.make_url(server).set(database=name)
+    os.environ[variable] = run_url.render_as_string(hide_password=False)
+
+
+def _drop_run_database(server: str, name: str) -> None:
+    """Drop this run's database, ending the connections still open on it."""
+    engine = _admin_engine(server)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                return
+            ids = conn.execute(
+                sa.text(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = :name AND id <> CONNECTION_ID()"
+                ),
+                {"name": name},
+            ).scalars()
+            for connection_id in list(ids):
+                with contextlib.suppress(sa.exc.DBAPIError):  # ended meanwhile
+                    conn.execute(sa.text(f"KILL {int(connection_id)}"))
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    finally:
+        engine.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this run a database of its own on each test server that answers."""
+    for variable, default in SERVERS.items():
+        given = os.environ.get(variable)
+        # Set even when the server is out of reach, so that every reader of the
+        # variable names the same server.
+        os.environ[variable] = given or default
+        _create_run_database(variable, given or default, given)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Drop the databases this run created, and set the variables back."""
+    while _created:
+        variable, (server, name, given) = _created.popitem()
+        if given is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = given
+        _drop_run_database(server, name)
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +166,14 @@ def _server_url(url: str, name: str) -> str:
 
 @pytest.fixture
 def postgres_url() -> str:
-    """The test PostgreSQL server's URL, its eventblocks tables dropped first."""
-    return _server_url(POSTGRES_URL, "PostgreSQL")
+    """This run's PostgreSQL database's URL, its eventblocks tables dropped first."""
+    return _server_url(os.environ["EVENTBLOCKS_TEST_POSTGRES_URL"], "PostgreSQL")
+
+
+@pytest.fixture
+def mysql_url() -> str:
+    """This run's MariaDB database's URL, its eventblocks tables dropped first."""
+    return _server_url(os.environ["EVENTBLOCKS_TEST_MYSQL_URL"], "MariaDB")
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -88,5 +183,5 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     if request.param == "postgresql":
-        return _server_url(POSTGRES_URL, "PostgreSQL")
-    return _server_url(MYSQL_URL, "MariaDB")
+        return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("mysql_url")

@@ -16,11 +16,13 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 
 
 def run_script(script: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` with this interpreter, from a clean event environment."""
+    """Run ``script`` with this interpreter, from a clean event environment (the
+    test servers' variables stay: they name this run's own databases)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("EVENTBLOCKS_", "PREFECT__"))
+        if key.startswith("EVENTBLOCKS_TEST_")
+        or not key.startswith(("EVENTBLOCKS_", "PREFECT__"))
     }
     return subprocess.run(
         [sys.executable, str(script)],

@@ -52,10 +52,14 @@ class AwsClientParameters(BaseModel):
     VPC endpoint instead of AWS itself.
 
     Example:
-        >>> AwsClientParameters(
+        >>> from blocks.aws import AwsClientParameters
+        >>> params = AwsClientParameters(
         ...     endpoint_url="http://127.0.0.1:9000",
         ...     config={"connect_timeout": 2, "retries": {"max_attempts": 2}},
         ... )
+        >>> kwargs = params.client_kwargs()
+        >>> kwargs["endpoint_url"], kwargs["config"].connect_timeout
+        ('http://127.0.0.1:9000', 2)
 
     Attributes:
         endpoint_url: The service's URL, ``http://`` or ``https://``; None for

@@ -43,6 +43,7 @@ class BasicAuth(BaseModel):
     """HTTP basic authentication: a user name and a secret password.
 
     Example:
+        >>> from blocks.http import BasicAuth
         >>> BasicAuth(username="etl", password="pa55")
         BasicAuth(kind='basic', username='etl', password=SecretStr('**********'))
     """
@@ -63,6 +64,7 @@ class BearerAuth(BaseModel):
     """HTTP bearer authentication: a secret token, sent as ``Bearer <token>``.
 
     Example:
+        >>> from blocks.http import BearerAuth
         >>> BearerAuth(token="tok-123")
         BearerAuth(kind='bearer', token=SecretStr('**********'))
     """

@@ -3,7 +3,8 @@
 Each test runs once per database. The servers' URLs come from
 ``EVENTBLOCKS_TEST_POSTGRES_URL`` and ``EVENTBLOCKS_TEST_MYSQL_URL``; an unreachable
 server skips its tests locally and fails them with ``CI=true``. Tables get random
-names and are dropped afterwards: other test runs share the ``test`` databases.
+names and are dropped afterwards, although each run has databases of its own
+(tests/conftest.py): the tests of one run share them.
 """
 
 from __future__ import annotations

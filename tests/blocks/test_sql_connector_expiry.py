@@ -6,7 +6,7 @@ document must tell the runs apart: the early ones without failures, the later
 ones with failures and their error type.
 
 The role loses its login (``NOLOGIN``) as well as its password because the test
-server may trust local connections (DESIGN.md section 8): under trust
+server may trust local connections (the local test servers do): under trust
 authentication PostgreSQL never asks for a password, so a changed password alone
 would change nothing, and neither would ``VALID UNTIL``. ``NOLOGIN`` is refused
 under every authentication method; where the server does check passwords, the

@@ -54,7 +54,7 @@ def test_every_export_has_a_docstring(package: str) -> None:
 
 
 def test_emitters_exports_the_design_names() -> None:
-    """The event layer exports the names the design contract promises."""
+    """The event layer exports the names its documentation promises."""
     promised = {
         "Event",
         "Resource",

@@ -1,8 +1,8 @@
 """Load: a million calls against a stalled sink, and many runs calling at once.
 
 The million calls run in a child process so that its memory is measured alone
-(the budget: growth under 100 MB with the byte budget full, every loss counted
-and recorded, the one failed call kept). The
+(the memory budget of docs/performance.md: growth under 100 MB with the byte
+budget full, every loss counted and recorded, the one failed call kept). The
 concurrency test runs 8 threads and 100 asyncio tasks at the same time, each in a
 flow run of its own, through shared block instances and a shared thread pool, and
 checks that no event carries another run's id and that none is lost.

@@ -1,0 +1,100 @@
+"""The import rules that docs/architecture.md states hold in the source tree."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTORS = ("blocks.system", "blocks.http", "blocks.sql", "blocks.aws")
+SINKS = ("emitters.sql", "emitters.file", "emitters.http", "emitters.otel")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every absolute module name ``path`` imports, anywhere in the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    """Module name -> the names it imports, for every module of ``package``."""
+    return {
+        _module_name(path): _imports(path)
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(f"{p}.") for p in packages)
+
+
+def test_emitters_never_imports_blocks() -> None:
+    """No module of emitters imports blocks, in any spelling."""
+    offenders = {
+        module: sorted(n for n in names if _within(n, ("blocks",)))
+        for module, names in _graph("emitters").items()
+    }
+    assert {m: n for m, n in offenders.items() if n} == {}
+
+
+def test_the_command_line_is_a_leaf() -> None:
+    """Only the CLI itself and ``python -m blocks`` import blocks._cli."""
+    importers = {
+        module
+        for module, names in _graph("blocks").items()
+        if any(_within(n, ("blocks._cli",)) for n in names)
+    }
+    assert {m for m in importers if not _within(m, ("blocks._cli",))} == {
+        "blocks.__main__"
+    }
+
+
+@pytest.mark.parametrize("connector", CONNECTORS)
+def test_connectors_reach_neither_the_store_nor_the_cli(connector: str) -> None:
+    """A connector builds on the block machinery, not on documents or the CLI."""
+    graph = _graph("blocks")
+    reached = {
+        name
+        for module, names in graph.items()
+        if _within(module, (connector,))
+        for name in names
+        if _within(name, ("blocks._documents", "blocks._cli"))
+    }
+    assert reached == set()
+
+
+def test_importing_the_packages_loads_no_sink_connector_or_cli() -> None:
+    """``import emitters`` loads no sink package; ``import blocks`` no connector and
+    not the CLI: each is imported only by the code that uses it."""
+    code = (
+        "import sys, emitters, blocks\n"
+        "print('\\n'.join(m for m in sys.modules "
+        "if m.startswith(('emitters', 'blocks'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=True,
+    ).stdout.split()
+    assert "emitters._pipeline" in out  # the check sees what was loaded
+    loaded = {m for m in out if _within(m, (*SINKS, *CONNECTORS, "blocks._cli"))}
+    assert loaded == set()
