@@ -12,6 +12,7 @@ PYTHON := $(BIN)/python
 # Arguments of each benchmark's quick mode: it runs end to end and prints its
 # ratios in seconds, as a smoke test (the figures are too short to quote).
 BENCH_QUICK := \
+	"bench_burst.py --calls 20000" \
 	"bench_calls.py --calls 2000 --repeats 1" \
 	"bench_http.py --calls 2000 --repeats 1" \
 	"bench_memory.py --calls 200000" \
