@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from blocks._block import Block
 from blocks._instrument import event_payload
 from blocks.aws import _s3_ops as ops
-from blocks.aws._credentials import AwsCredentials
+from blocks.aws._credentials import AwsCredentials, MinIOCredentials
 from blocks.aws._s3_ops import Site
 from blocks.aws._s3_payload import arun_tallied, run_tallied, s3_payload
 from blocks.aws._transfer import Tally
@@ -51,14 +51,17 @@ class S3Bucket(Block):
 
     Attributes:
         bucket_name: The bucket's name.
-        credentials: The ``AwsCredentials`` block to reach it with.
+        credentials: The ``AwsCredentials`` or ``MinIOCredentials`` block to
+            reach it with.
         bucket_folder: A folder of the bucket that every path is relative to.
     """
 
     block_type_slug: ClassVar[str] = "s3-bucket"
 
     bucket_name: str
-    credentials: AwsCredentials = Field(default_factory=AwsCredentials)
+    credentials: AwsCredentials | MinIOCredentials = Field(
+        default_factory=AwsCredentials
+    )
     bucket_folder: str = ""
 
     @field_validator("bucket_name")
@@ -98,7 +101,9 @@ class S3Bucket(Block):
         return Site(
             client=credentials.get_client("s3"),
             bucket=self.bucket_name,
-            credentials=f"aws-credentials/{name}" if name else "the AwsCredentials",
+            credentials=f"{credentials.block_type_slug}/{name}"
+            if name
+            else f"the {type(credentials).__name__}",
             secrets=tuple(credentials._secret_values()),
         )
 
