@@ -4,9 +4,10 @@
 a region, a role to assume and client options (``endpoint_url`` for S3-compatible
 stores such as MinIO, Ceph or moto); :class:`MinIOCredentials` holds a MinIO
 server's user and password. ``get_client("s3")`` (or ``get_client(ClientType.S3)``,
-``get_s3_client()``) returns one client per service, reused across threads. :class:`S3Bucket` reads, writes, lists, transfers, copies and
-deletes objects, each method with an async twin; its events record the bucket,
-the key, the bytes moved and, on failure, S3's error code.
+``get_s3_client()``) returns one client per service, reused across threads.
+:class:`S3Bucket` reads, writes, lists, transfers, copies and deletes objects, each
+method with an async twin; its events record the bucket, the key, the bytes moved
+and, on failure, S3's error code.
 
 Needs the ``aws`` extra: ``pip install 'eventblocks[aws]'``.
 

@@ -302,5 +302,3 @@ class AwsClients:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-

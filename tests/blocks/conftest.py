@@ -78,7 +78,9 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -142,7 +144,9 @@ def moto_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMoto]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield TlsMoto(url=f"https://127.0.0.1:{server.server_address[1]}", ca_file=ca_file)
+        yield TlsMoto(
+            url=f"https://127.0.0.1:{server.server_address[1]}", ca_file=ca_file
+        )
     finally:
         server.shutdown()
         thread.join()

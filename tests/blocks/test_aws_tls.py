@@ -71,15 +71,16 @@ def test_ca_bundle_of_the_config_file_is_honoured(
     moto_tls: Any, tmp_path: Path
 ) -> None:
     """ca_bundle in the AWS config file reaches the client."""
-    (tmp_path / "aws-config").write_text(
-        f"[default]\nca_bundle = {moto_tls.ca_file}\n"
-    )
+    (tmp_path / "aws-config").write_text(f"[default]\nca_bundle = {moto_tls.ca_file}\n")
     assert list_buckets(credentials(moto_tls.url)) == []
 
 
 def test_verify_cert_path_and_verify_path(moto_tls: Any) -> None:
     """verify_cert_path, or verify given a path, checks with that CA."""
-    assert list_buckets(credentials(moto_tls.url, verify_cert_path=str(moto_tls.ca_file))) == []
+    assert (
+        list_buckets(credentials(moto_tls.url, verify_cert_path=str(moto_tls.ca_file)))
+        == []
+    )
     assert list_buckets(credentials(moto_tls.url, verify=str(moto_tls.ca_file))) == []
 
 
