@@ -8,9 +8,7 @@ clients, the way Prefect's cached clients are shared.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import threading
 import weakref
 from collections.abc import Callable
@@ -20,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Self
 import boto3  # type: ignore[import-untyped]
 from botocore.credentials import RefreshableCredentials  # type: ignore[import-untyped]
 from botocore.session import get_session  # type: ignore[import-untyped]
-from pydantic import BaseModel, SecretStr
 
 from blocks._instrument import event_payload, no_events
+from blocks._secrets import fingerprint
 from emitters import register_secret
 
 if TYPE_CHECKING:
@@ -34,7 +32,6 @@ __all__ = [
     "ClientType",
     "assumed_role_session",
     "client_payload",
-    "fingerprint",
 ]
 
 DEFAULT_ROLE_SESSION_NAME = "eventblocks"
@@ -98,26 +95,6 @@ class ClientCache:
 # and lives as long as a block holds it.
 _SHARED: weakref.WeakValueDictionary[str, ClientCache] = weakref.WeakValueDictionary()
 _SHARED_LOCK = threading.Lock()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return ["secret", value.get_secret_value()]
-    if isinstance(value, BaseModel):
-        return {name: _plain(item) for name, item in value.__dict__.items()}
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def fingerprint(block: BaseModel) -> str:
-    """A digest of the block's type and field values, secrets included."""
-    text = json.dumps(
-        [type(block).__qualname__, _plain(block)], sort_keys=True, default=repr
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def client_payload(

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
+from blocks._secrets import fingerprint
 from blocks.http._redact import is_secret_name
 from blocks.sql._engines import EngineSlot, missing_driver_error
 from blocks.sql._redact import error_detail
@@ -89,7 +90,7 @@ class DatabaseCredentials(Block):
     ``port``, ``database``, ``query``) or a whole ``url``, not both. The password
     and the URL are secret: masked in ``repr`` and dumps, encrypted when saved,
     never in an event or an error message. ``rendered_url`` shows the URL with the
-    password masked.
+    password masked. Blocks with equal fields are equal and hash alike.
 
     ``get_engine()`` returns the block's SQLAlchemy engine (an ``AsyncEngine`` for
     an async driver), made on first use with ``hide_parameters=True`` and a
@@ -187,6 +188,14 @@ class DatabaseCredentials(Block):
         if self.url is not None:
             # The URL is secret as a whole; its password is secret on its own too.
             register_secret(make_url(self.url.get_secret_value()).password)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(self.__dict__ == other.__dict__)
+
+    def __hash__(self) -> int:
+        return hash(fingerprint(self))
 
     # -- the URL -----------------------------------------------------------------
 
