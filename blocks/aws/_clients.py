@@ -9,6 +9,7 @@ clients, the way Prefect's cached clients are shared.
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 import weakref
 from collections.abc import Callable
@@ -118,6 +119,21 @@ def client_payload(
     return payload
 
 
+_SECRET_ELEMENTS = re.compile(rb"<(SecretAccessKey|SessionToken)>([^<]+)</\1>")
+
+
+def _register_body_secrets(response_dict: dict[str, Any], **_: Any) -> None:
+    """Register the secrets of an ``AssumeRole`` response before it is logged."""
+    body = response_dict.get("body")
+    if isinstance(body, bytes):
+        register_secret(
+            *(
+                m.group(2).decode("utf-8", "replace")
+                for m in _SECRET_ELEMENTS.finditer(body)
+            )
+        )
+
+
 def assumed_role_session(
     base: boto3.Session,
     client_kwargs: dict[str, Any],
@@ -130,6 +146,9 @@ def assumed_role_session(
     ``base``'s and assumed again before they expire (botocore refreshes them 15
     minutes before, and must 10 minutes before)."""
     sts = base.client("sts", **client_kwargs)
+    # botocore logs response bodies at DEBUG before parsing them: register the
+    # role's secrets as soon as the body arrives, so the log line is masked.
+    sts.meta.events.register("before-parse.sts.AssumeRole", _register_body_secrets)
     options = {"RoleSessionName": DEFAULT_ROLE_SESSION_NAME, **role_kwargs}
 
     def assume() -> dict[str, Any]:

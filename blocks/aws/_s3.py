@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, BinaryIO, ClassVar
 
 from pydantic import Field, field_validator
+from s3transfer.manager import TransferConfig  # type: ignore[import-untyped]
 
 from blocks._block import Block
 from blocks._instrument import event_payload
@@ -16,6 +17,7 @@ from blocks.aws._credentials import AwsCredentials, MinIOCredentials
 from blocks.aws._s3_ops import Site
 from blocks.aws._s3_payload import arun_tallied, run_tallied, s3_payload
 from blocks.aws._transfer import Tally
+from emitters import register_secret
 
 __all__ = ["S3Bucket"]
 
@@ -24,6 +26,41 @@ _FOLDER = s3_payload(counts_objects=True)
 _LISTING = s3_payload(moves_bytes=False, counts_objects=True)
 
 PathLike = str | os.PathLike[str]
+
+
+_TRANSFER_KWARGS = ("Config", "ExtraArgs")
+# ExtraArgs whose values are keys: registered as secrets, so no log shows them.
+_SECRET_ARGS = ("SSECustomerKey", "CopySourceSSECustomerKey", "SSEKMSEncryptionContext")
+
+
+def _transfer_kwargs(kwargs: dict[str, Any], method: str) -> dict[str, Any]:
+    """Check the keyword arguments of a transfer, as boto3's take them."""
+    unknown = sorted(set(kwargs) - set(_TRANSFER_KWARGS))
+    if unknown:
+        raise TypeError(
+            f"{method} takes ExtraArgs and Config as keyword arguments, as boto3's "
+            f"transfers do, not {', '.join(unknown)}"
+        )
+    extra = kwargs.get("ExtraArgs")
+    if extra is not None:
+        if not isinstance(extra, Mapping):
+            raise TypeError(
+                f"{method}: ExtraArgs must be a dict of S3 arguments, such as "
+                "{'ContentType': 'text/csv'}"
+            )
+        for name in _SECRET_ARGS:
+            value = extra.get(name)
+            if isinstance(value, str | bytes):
+                register_secret(
+                    value if isinstance(value, str) else value.decode("latin-1")
+                )
+    config = kwargs.get("Config")
+    if config is not None and not isinstance(config, TransferConfig):
+        raise TypeError(
+            f"{method}: Config must be a boto3.s3.transfer.TransferConfig, not "
+            f"{type(config).__name__}"
+        )
+    return dict(kwargs)
 
 
 def _join(folder: str, path: str) -> str:
@@ -95,11 +132,14 @@ class S3Bucket(Block):
         joined = _join(self.bucket_folder, os.fspath(folder).strip("/"))
         return f"{joined}/" if joined else ""
 
-    def _site(self) -> Site:
+    def _site(self, transfer: Mapping[str, Any] | None = None) -> Site:
         credentials = self.credentials
         name = credentials.document_name
+        transfer = transfer or {}
         return Site(
             client=credentials.get_client("s3"),
+            extra_args=transfer.get("ExtraArgs"),
+            config=transfer.get("Config"),
             bucket=self.bucket_name,
             credentials=f"{credentials.block_type_slug}/{name}"
             if name
@@ -107,8 +147,14 @@ class S3Bucket(Block):
             secrets=tuple(credentials._secret_values()),
         )
 
-    def _about(self, tally: Tally, **detail: Any) -> None:
+    def _about(
+        self, tally: Tally, transfer: Mapping[str, Any] | None = None, **detail: Any
+    ) -> None:
         tally.detail = {"bucket": self.bucket_name, **detail}
+        extra = (transfer or {}).get("ExtraArgs")
+        if extra:
+            # The names only: SSECustomerKey's value is a key.
+            tally.detail["extra_args"] = sorted(extra)
 
     # -- implementations (called on the caller's thread or a worker thread) --------
 
@@ -135,63 +181,104 @@ class S3Bucket(Block):
         delimiter: str,
         page_size: int | None,
         max_items: int | None,
-    ) -> list[dict[str, Any]]:
-        prefix = self._prefix(folder)
+        jmespath_query: str | None = None,
+        prefix: str | None = None,
+    ) -> list[Any]:
+        if prefix is not None:
+            if os.fspath(folder):
+                raise ValueError(
+                    "list_objects takes a folder or a key prefix, not both: "
+                    f"folder={os.fspath(folder)!r}, prefix={prefix!r}"
+                )
+            # A raw prefix: keys that start with it, "a/2024-" finds "a/2024-01.csv".
+            prefix = _join(self.bucket_folder, prefix.lstrip("/"))
+            if self.bucket_folder and prefix == self.bucket_folder:
+                prefix += "/"
+        else:
+            prefix = self._prefix(folder)
         self._about(tally, prefix=prefix)
+        if jmespath_query is not None:
+            tally.detail["jmespath_query"] = jmespath_query
         site = self._site()
-        objects = ops.list_objects(site, prefix, delimiter, page_size, max_items)
+        objects = ops.list_objects(
+            site, prefix, delimiter, page_size, max_items, jmespath_query
+        )
         tally.add_object(len(objects))
         return objects
 
     def _download_object_to_path(
-        self, tally: Tally, from_path: PathLike, to_path: PathLike | None
+        self,
+        tally: Tally,
+        from_path: PathLike,
+        to_path: PathLike | None,
+        transfer: Mapping[str, Any],
     ) -> Path:
         key = self._key(from_path)
-        self._about(tally, key=key)
+        self._about(tally, transfer, key=key)
         target = Path(PurePosixPath(key).name if to_path is None else to_path)
-        ops.download_file(self._site(), key, target, tally)
-        return target
+        ops.download_file(self._site(transfer), key, target, tally)
+        return target.absolute()
 
     def _download_object_to_file_object(
-        self, tally: Tally, from_path: PathLike, to_file_object: BinaryIO
+        self,
+        tally: Tally,
+        from_path: PathLike,
+        to_file_object: BinaryIO,
+        transfer: Mapping[str, Any],
     ) -> BinaryIO:
         key = self._key(from_path)
-        self._about(tally, key=key)
-        ops.download_fileobj(self._site(), key, to_file_object, tally)
+        self._about(tally, transfer, key=key)
+        ops.download_fileobj(self._site(transfer), key, to_file_object, tally)
         return to_file_object
 
     def _download_folder_to_path(
-        self, tally: Tally, from_folder: PathLike, to_folder: PathLike | None
+        self,
+        tally: Tally,
+        from_folder: PathLike,
+        to_folder: PathLike | None,
+        transfer: Mapping[str, Any],
     ) -> Path:
         prefix = self._prefix(from_folder)
-        self._about(tally, prefix=prefix)
+        self._about(tally, transfer, prefix=prefix)
         target = Path.cwd() if to_folder is None else Path(to_folder)
-        ops.download_folder(self._site(), prefix, target, tally)
+        ops.download_folder(self._site(transfer), prefix, target, tally)
         return target
 
     def _upload_from_path(
-        self, tally: Tally, from_path: PathLike, to_path: PathLike | None
+        self,
+        tally: Tally,
+        from_path: PathLike,
+        to_path: PathLike | None,
+        transfer: Mapping[str, Any],
     ) -> str:
         source = Path(from_path)
         key = self._key(source.name if to_path is None else to_path)
-        self._about(tally, key=key)
-        ops.upload_file(self._site(), source, key, tally)
+        self._about(tally, transfer, key=key)
+        ops.upload_file(self._site(transfer), source, key, tally)
         return key
 
     def _upload_from_file_object(
-        self, tally: Tally, from_file_object: BinaryIO, to_path: PathLike
+        self,
+        tally: Tally,
+        from_file_object: BinaryIO,
+        to_path: PathLike,
+        transfer: Mapping[str, Any],
     ) -> str:
         key = self._key(to_path)
-        self._about(tally, key=key)
-        ops.upload_fileobj(self._site(), from_file_object, key, tally)
+        self._about(tally, transfer, key=key)
+        ops.upload_fileobj(self._site(transfer), from_file_object, key, tally)
         return key
 
     def _upload_from_folder(
-        self, tally: Tally, from_folder: PathLike, to_folder: PathLike | None
+        self,
+        tally: Tally,
+        from_folder: PathLike,
+        to_folder: PathLike | None,
+        transfer: Mapping[str, Any],
     ) -> str:
         prefix = self._prefix("" if to_folder is None else to_folder)
-        self._about(tally, prefix=prefix)
-        ops.upload_folder(self._site(), Path(from_folder), prefix, tally)
+        self._about(tally, transfer, prefix=prefix)
+        ops.upload_folder(self._site(transfer), Path(from_folder), prefix, tally)
         return prefix
 
     def _destination(
@@ -209,16 +296,17 @@ class S3Bucket(Block):
         from_path: PathLike,
         to_path: PathLike,
         to_bucket: S3Bucket | str | None,
+        transfer: Mapping[str, Any] | None = None,
     ) -> str:
         key = self._key(from_path)
         bucket, to_key = self._destination(to_path, to_bucket)
-        self._about(tally, key=key, to_bucket=bucket, to_key=to_key)
+        self._about(tally, transfer, key=key, to_bucket=bucket, to_key=to_key)
         if (bucket, to_key) == (self.bucket_name, key):
             raise ValueError(
                 f"The object {key!r} of bucket {bucket!r} cannot be copied or moved "
                 "onto itself."
             )
-        ops.copy(self._site(), key, bucket, to_key, tally)
+        ops.copy(self._site(transfer), key, bucket, to_key, tally)
         return to_key
 
     def _move_object(
@@ -248,13 +336,18 @@ class S3Bucket(Block):
         bucket: S3Bucket,
         from_path: PathLike,
         to_path: PathLike | None,
+        transfer: Mapping[str, Any],
     ) -> str:
         source_key = bucket._key(from_path)
         key = self._key(PurePosixPath(source_key).name if to_path is None else to_path)
         self._about(
-            tally, key=key, source_bucket=bucket.bucket_name, source_key=source_key
+            tally,
+            transfer,
+            key=key,
+            source_bucket=bucket.bucket_name,
+            source_key=source_key,
         )
-        ops.stream(self._site(), bucket._site(), source_key, key, tally)
+        ops.stream(self._site(transfer), bucket._site(), source_key, key, tally)
         return key
 
     # -- objects -------------------------------------------------------------------
@@ -301,8 +394,12 @@ class S3Bucket(Block):
         delimiter: str = "",
         page_size: int | None = None,
         max_items: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return the objects under ``folder``, as S3 lists them.
+        jmespath_query: str | None = None,
+        *,
+        prefix: str | None = None,
+    ) -> list[Any]:
+        """Return the objects under ``folder`` (or whose keys start with
+        ``prefix``), as S3 lists them.
 
         Each is a dict with ``Key`` (the full key, ``bucket_folder`` included),
         ``Size``, ``LastModified`` and ``ETag``.
@@ -313,8 +410,27 @@ class S3Bucket(Block):
                 of its subfolders.
             page_size: Objects per request (S3's default: 1000).
             max_items: Stop after this many objects.
+            jmespath_query: A JMESPath expression run on each page of
+                ``ListObjectsV2`` (boto3's ``PageIterator.search``); what it
+                selects is returned instead, such as
+                ``"Contents[?Size > `100`][]"``.
+            prefix: A raw key prefix within ``bucket_folder``, no ``/`` added:
+                ``"orders/2024-"`` finds ``orders/2024-06-01.csv``. Not with
+                ``folder``.
+
+        Raises:
+            ValueError: Both ``folder`` and ``prefix``.
+            jmespath.exceptions.ParseError: ``jmespath_query`` is not JMESPath.
         """
-        return run_tallied(self._list_objects, folder, delimiter, page_size, max_items)
+        return run_tallied(
+            self._list_objects,
+            folder,
+            delimiter,
+            page_size,
+            max_items,
+            jmespath_query,
+            prefix,
+        )
 
     @event_payload(_LISTING)
     async def alist_objects(
@@ -323,90 +439,145 @@ class S3Bucket(Block):
         delimiter: str = "",
         page_size: int | None = None,
         max_items: int | None = None,
-    ) -> list[dict[str, Any]]:
+        jmespath_query: str | None = None,
+        *,
+        prefix: str | None = None,
+    ) -> list[Any]:
         """Return the objects under ``folder``; see :meth:`list_objects`."""
         return await arun_tallied(
-            self._list_objects, folder, delimiter, page_size, max_items
+            self._list_objects,
+            folder,
+            delimiter,
+            page_size,
+            max_items,
+            jmespath_query,
+            prefix,
         )
 
     @event_payload(_OBJECT)
     def download_object_to_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self,
+        from_path: PathLike,
+        to_path: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
-        """Download the object at ``from_path`` to a local file; return its path.
+        """Download the object at ``from_path`` to a local file; return its
+        absolute path.
 
         Args:
             from_path: The object's path in the bucket.
             to_path: The local file (its folders are made); by default the key's
                 last part, in the current directory.
+            **download_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``VersionId``,
+                ``SSECustomerKey``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
+
+        Raises:
+            TypeError: A keyword argument other than ``ExtraArgs`` or ``Config``.
+            ValueError: An ``ExtraArgs`` name s3transfer does not allow here.
         """
-        return run_tallied(self._download_object_to_path, from_path, to_path)
+        transfer = _transfer_kwargs(download_kwargs, "download_object_to_path")
+        return run_tallied(self._download_object_to_path, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     async def adownload_object_to_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self,
+        from_path: PathLike,
+        to_path: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
         """Download an object to a local file; see :meth:`download_object_to_path`."""
-        return await arun_tallied(self._download_object_to_path, from_path, to_path)
+        transfer = _transfer_kwargs(download_kwargs, "adownload_object_to_path")
+        return await arun_tallied(
+            self._download_object_to_path, from_path, to_path, transfer
+        )
 
     @event_payload(_OBJECT)
     def download_object_to_file_object(
-        self, from_path: PathLike, to_file_object: BinaryIO
+        self, from_path: PathLike, to_file_object: BinaryIO, **download_kwargs: Any
     ) -> BinaryIO:
-        """Write the object at ``from_path`` into a binary file object; return it."""
+        """Write the object at ``from_path`` into a binary file object; return it.
+
+        ``download_kwargs``: see :meth:`download_object_to_path`.
+        """
+        transfer = _transfer_kwargs(download_kwargs, "download_object_to_file_object")
         return run_tallied(
-            self._download_object_to_file_object, from_path, to_file_object
+            self._download_object_to_file_object, from_path, to_file_object, transfer
         )
 
     @event_payload(_OBJECT)
     async def adownload_object_to_file_object(
-        self, from_path: PathLike, to_file_object: BinaryIO
+        self, from_path: PathLike, to_file_object: BinaryIO, **download_kwargs: Any
     ) -> BinaryIO:
         """Write an object into a binary file object; see
         :meth:`download_object_to_file_object`."""
+        transfer = _transfer_kwargs(download_kwargs, "adownload_object_to_file_object")
         return await arun_tallied(
-            self._download_object_to_file_object, from_path, to_file_object
+            self._download_object_to_file_object, from_path, to_file_object, transfer
         )
 
     @event_payload(_OBJECT)
     def upload_from_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self, from_path: PathLike, to_path: PathLike | None = None, **upload_kwargs: Any
     ) -> str:
         """Upload a local file to ``to_path`` (by default its name); return the key.
 
+        Args:
+            from_path: The local file.
+            to_path: The object's path in the bucket.
+            **upload_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``ContentType``,
+                ``ServerSideEncryption``, ``ACL``, ``Metadata``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
+
         Raises:
             FileNotFoundError: No file at ``from_path``.
+            TypeError: A keyword argument other than ``ExtraArgs`` or ``Config``.
+            ValueError: An ``ExtraArgs`` name s3transfer does not allow here.
         """
-        return run_tallied(self._upload_from_path, from_path, to_path)
+        transfer = _transfer_kwargs(upload_kwargs, "upload_from_path")
+        return run_tallied(self._upload_from_path, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     async def aupload_from_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self, from_path: PathLike, to_path: PathLike | None = None, **upload_kwargs: Any
     ) -> str:
         """Upload a local file; see :meth:`upload_from_path`."""
-        return await arun_tallied(self._upload_from_path, from_path, to_path)
+        transfer = _transfer_kwargs(upload_kwargs, "aupload_from_path")
+        return await arun_tallied(self._upload_from_path, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     def upload_from_file_object(
-        self, from_file_object: BinaryIO, to_path: PathLike
+        self, from_file_object: BinaryIO, to_path: PathLike, **upload_kwargs: Any
     ) -> str:
-        """Upload what a readable binary file object holds; return the key."""
-        return run_tallied(self._upload_from_file_object, from_file_object, to_path)
+        """Upload what a readable binary file object holds; return the key.
+
+        ``upload_kwargs``: see :meth:`upload_from_path`.
+        """
+        transfer = _transfer_kwargs(upload_kwargs, "upload_from_file_object")
+        return run_tallied(
+            self._upload_from_file_object, from_file_object, to_path, transfer
+        )
 
     @event_payload(_OBJECT)
     async def aupload_from_file_object(
-        self, from_file_object: BinaryIO, to_path: PathLike
+        self, from_file_object: BinaryIO, to_path: PathLike, **upload_kwargs: Any
     ) -> str:
         """Upload a binary file object; see :meth:`upload_from_file_object`."""
+        transfer = _transfer_kwargs(upload_kwargs, "aupload_from_file_object")
         return await arun_tallied(
-            self._upload_from_file_object, from_file_object, to_path
+            self._upload_from_file_object, from_file_object, to_path, transfer
         )
 
     # -- folders -------------------------------------------------------------------
 
     @event_payload(_FOLDER)
     def download_folder_to_path(
-        self, from_folder: PathLike = "", to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike = "",
+        to_folder: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
         """Download every object under ``from_folder`` to the same paths locally.
 
@@ -417,19 +588,35 @@ class S3Bucket(Block):
         Args:
             from_folder: A folder of ``bucket_folder``; empty for all of it.
             to_folder: The local folder; by default the current directory.
+            **download_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``VersionId``,
+                ``SSECustomerKey``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
         """
-        return run_tallied(self._download_folder_to_path, from_folder, to_folder)
+        transfer = _transfer_kwargs(download_kwargs, "download_folder_to_path")
+        return run_tallied(
+            self._download_folder_to_path, from_folder, to_folder, transfer
+        )
 
     @event_payload(_FOLDER)
     async def adownload_folder_to_path(
-        self, from_folder: PathLike = "", to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike = "",
+        to_folder: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
         """Download a folder; see :meth:`download_folder_to_path`."""
-        return await arun_tallied(self._download_folder_to_path, from_folder, to_folder)
+        transfer = _transfer_kwargs(download_kwargs, "adownload_folder_to_path")
+        return await arun_tallied(
+            self._download_folder_to_path, from_folder, to_folder, transfer
+        )
 
     @event_payload(_FOLDER)
     def upload_from_folder(
-        self, from_folder: PathLike, to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike,
+        to_folder: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Upload every file under a local folder, subfolders included; return
         the prefix they were put under.
@@ -439,18 +626,29 @@ class S3Bucket(Block):
         Args:
             from_folder: The local folder.
             to_folder: A folder of ``bucket_folder``; by default ``bucket_folder``.
+            **upload_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``ContentType``,
+                ``ServerSideEncryption``, ``ACL``, ``Metadata``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
 
         Raises:
             NotADirectoryError: No folder at ``from_folder``.
         """
-        return run_tallied(self._upload_from_folder, from_folder, to_folder)
+        transfer = _transfer_kwargs(upload_kwargs, "upload_from_folder")
+        return run_tallied(self._upload_from_folder, from_folder, to_folder, transfer)
 
     @event_payload(_FOLDER)
     async def aupload_from_folder(
-        self, from_folder: PathLike, to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike,
+        to_folder: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Upload a local folder; see :meth:`upload_from_folder`."""
-        return await arun_tallied(self._upload_from_folder, from_folder, to_folder)
+        transfer = _transfer_kwargs(upload_kwargs, "aupload_from_folder")
+        return await arun_tallied(
+            self._upload_from_folder, from_folder, to_folder, transfer
+        )
 
     # -- copies and deletes --------------------------------------------------------
 
@@ -460,6 +658,7 @@ class S3Bucket(Block):
         from_path: PathLike,
         to_path: PathLike,
         to_bucket: S3Bucket | str | None = None,
+        **copy_kwargs: Any,
     ) -> str:
         """Copy an object, on the server side, within this bucket or to another;
         return the new key.
@@ -474,8 +673,12 @@ class S3Bucket(Block):
                 ``to_bucket`` is an ``S3Bucket``, a plain key when it is a name.
             to_bucket: Another bucket on the same store, reached with these
                 credentials; by default this one.
+            **copy_kwargs: ``ExtraArgs`` (``MetadataDirective``,
+                ``ContentType``, ``ServerSideEncryption``...) and ``Config``,
+                as boto3's ``copy`` takes them.
         """
-        return run_tallied(self._copy_object, from_path, to_path, to_bucket)
+        transfer = _transfer_kwargs(copy_kwargs, "copy_object")
+        return run_tallied(self._copy_object, from_path, to_path, to_bucket, transfer)
 
     @event_payload(_OBJECT)
     async def acopy_object(
@@ -483,9 +686,13 @@ class S3Bucket(Block):
         from_path: PathLike,
         to_path: PathLike,
         to_bucket: S3Bucket | str | None = None,
+        **copy_kwargs: Any,
     ) -> str:
         """Copy an object; see :meth:`copy_object`."""
-        return await arun_tallied(self._copy_object, from_path, to_path, to_bucket)
+        transfer = _transfer_kwargs(copy_kwargs, "acopy_object")
+        return await arun_tallied(
+            self._copy_object, from_path, to_path, to_bucket, transfer
+        )
 
     @event_payload(_OBJECT)
     def move_object(
@@ -533,6 +740,7 @@ class S3Bucket(Block):
         bucket: S3Bucket,
         from_path: PathLike,
         to_path: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Stream an object of another bucket into this one; return the new key.
 
@@ -543,8 +751,13 @@ class S3Bucket(Block):
             bucket: The bucket to read from.
             from_path: The object's path in that bucket.
             to_path: Its path in this bucket; by default the key's last part.
+            **upload_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``ContentType``,
+                ``ServerSideEncryption``, ``ACL``, ``Metadata``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
         """
-        return run_tallied(self._stream_from, bucket, from_path, to_path)
+        transfer = _transfer_kwargs(upload_kwargs, "stream_from")
+        return run_tallied(self._stream_from, bucket, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     async def astream_from(
@@ -552,6 +765,10 @@ class S3Bucket(Block):
         bucket: S3Bucket,
         from_path: PathLike,
         to_path: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Stream an object of another bucket here; see :meth:`stream_from`."""
-        return await arun_tallied(self._stream_from, bucket, from_path, to_path)
+        transfer = _transfer_kwargs(upload_kwargs, "astream_from")
+        return await arun_tallied(
+            self._stream_from, bucket, from_path, to_path, transfer
+        )

@@ -417,7 +417,7 @@ def test_download_object_to_path(
     assert path.read_bytes() == b"a,b\n"
     assert outcome(events).payload["bytes"] == 4
     monkeypatch.chdir(tmp_path)
-    assert bucket.download_object_to_path("in/orders.csv") == Path("orders.csv")
+    assert bucket.download_object_to_path("in/orders.csv") == tmp_path / "orders.csv"
     assert (tmp_path / "orders.csv").read_bytes() == b"a,b\n"
 
 

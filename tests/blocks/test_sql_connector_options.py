@@ -71,7 +71,7 @@ def test_engine_options_shape_the_pool(connector: SqlAlchemyConnector) -> None:
     assert engine.pool._pre_ping is True
     assert connector.get_engine() is engine
     assert connector.fetch_all("SELECT 1") == [(1,)]
-    outcome = [e for e in events if e.event.endswith("get_engine.succeeded")][0]
+    outcome = next(e for e in events if e.event.endswith("get_engine.succeeded"))
     assert outcome.payload["engine_options"] == [
         "echo",
         "max_overflow",
@@ -142,7 +142,8 @@ def test_create_url_and_hashing(server: str) -> None:
     assert url.render_as_string(hide_password=False) == parsed.set(
         password=password
     ).render_as_string(hide_password=False)
-    assert events and all(password not in e.model_dump_json() for e in events)
+    assert events
+    assert all(password not in e.model_dump_json() for e in events)
     assert events[-1].payload["db.namespace"] == parsed.database
     twin = DatabaseCredentials(**fields)
     other = DatabaseCredentials(**{**fields, "password": password + "x"})
