@@ -18,7 +18,12 @@ from blocks._instrument import event_payload, no_events
 from blocks.sql._connector import scrubbed
 from blocks.sql._credentials import DatabaseCredentials
 from blocks.sql._payload import EXHAUSTED, OpenResults, call_payload
-from blocks.sql._statements import Operation, as_statement, result_key
+from blocks.sql._statements import (
+    Operation,
+    as_statement,
+    connection_info_spelling,
+    result_key,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -48,7 +53,9 @@ class AsyncSqlAlchemyConnector(Block):
 
     Attributes:
         credentials: The database and the login; a saved ``DatabaseCredentials``
-            is related to every event (role ``nested-block``).
+            is related to every event (role ``nested-block``). Prefect's
+            ``connection_info`` (a URL, URL parts or the block) and
+            ``connect_args`` are accepted when the connector is built.
         fetch_size: Rows returned by ``fetch_many`` when no ``size`` is given.
         max_open_results: How many results fetch calls may hold partly read,
             each on a pooled connection; see :class:`SqlAlchemyConnector`.
@@ -61,6 +68,11 @@ class AsyncSqlAlchemyConnector(Block):
     max_open_results: int = Field(default=8, ge=1)
 
     _open: OpenResults = PrivateAttr(default_factory=OpenResults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prefect_spelling(cls, data: Any) -> Any:
+        return connection_info_spelling(data)
 
     @model_validator(mode="after")
     def _async_driver(self) -> Self:
@@ -140,6 +152,11 @@ class AsyncSqlAlchemyConnector(Block):
             result.close()
         for connection in connections:
             await connection.close()
+
+    @no_events
+    async def reset_async_connections(self) -> None:
+        """Prefect's name for :meth:`reset_connections`."""
+        await self.reset_connections()
 
     @no_events
     async def close(self) -> None:

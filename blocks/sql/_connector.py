@@ -14,7 +14,12 @@ from blocks._instrument import event_payload, no_events
 from blocks.sql._credentials import DatabaseCredentials
 from blocks.sql._payload import EXHAUSTED, OpenResults, call_payload
 from blocks.sql._redact import bound_values, scrub_db_error
-from blocks.sql._statements import Operation, as_statement, result_key
+from blocks.sql._statements import (
+    Operation,
+    as_statement,
+    connection_info_spelling,
+    result_key,
+)
 
 __all__ = ["SqlAlchemyConnector", "scrubbed"]
 
@@ -71,7 +76,9 @@ class SqlAlchemyConnector(Block):
 
     Attributes:
         credentials: The database and the login; a saved ``DatabaseCredentials``
-            is related to every event (role ``nested-block``).
+            is related to every event (role ``nested-block``). Prefect's
+            ``connection_info`` (a URL, URL parts or the block) and
+            ``connect_args`` are accepted when the connector is built.
         fetch_size: Rows returned by ``fetch_many`` when no ``size`` is given.
         max_open_results: How many results fetch calls may hold partly read,
             each on a pooled connection (SQLAlchemy's default pool lends 15).
@@ -84,6 +91,11 @@ class SqlAlchemyConnector(Block):
     max_open_results: int = Field(default=8, ge=1)
 
     _open: OpenResults = PrivateAttr(default_factory=OpenResults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prefect_spelling(cls, data: Any) -> Any:
+        return connection_info_spelling(data)
 
     @model_validator(mode="after")
     def _sync_driver(self) -> Self:

@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import TextClause
 
-__all__ = ["Operation", "Parameters", "as_statement", "operation_name", "result_key"]
+__all__ = [
+    "Operation",
+    "Parameters",
+    "as_statement",
+    "connection_info_spelling",
+    "operation_name",
+    "result_key",
+]
 
 Operation = str | Executable
 """A SQL string (bound parameters written ``:name``) or a SQLAlchemy executable."""
@@ -115,3 +122,38 @@ def result_key(
         except Exception:
             statement = ("object", id(operation))
     return (statement, _frozen(parameters), _frozen(dict(options)))
+
+
+def connection_info_spelling(data: Any) -> Any:
+    """Accept prefect-sqlalchemy's ``connection_info`` (a URL or URL parts) and
+    ``connect_args`` as the connector's ``credentials``.
+
+    Raises:
+        ValueError: ``connection_info`` with ``credentials``, or ``connect_args``
+            beside a ``DatabaseCredentials`` block (put them in the block).
+    """
+    if not isinstance(data, Mapping) or "connection_info" not in data:
+        return data
+    data = dict(data)
+    if "credentials" in data:
+        raise ValueError(
+            "give credentials or connection_info (Prefect's name for them), not both"
+        )
+    info = data.pop("connection_info")
+    if isinstance(info, str | sa.URL):
+        info = {
+            "url": info
+            if isinstance(info, str)
+            else info.render_as_string(hide_password=False)
+        }
+    elif isinstance(info, Mapping):
+        info = dict(info)
+    if "connect_args" in data:
+        if not isinstance(info, dict):
+            raise ValueError(
+                "connect_args goes in the DatabaseCredentials block given as "
+                "connection_info"
+            )
+        info["connect_args"] = data.pop("connect_args")
+    data["credentials"] = info
+    return data

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
+from blocks import BlockValidationError
 from blocks.sql import (
     AsyncSqlAlchemyConnector,
     DatabaseCredentials,
@@ -170,5 +171,52 @@ async def test_async_engine_options_and_get_client() -> None:
             assert (await connection.execute(sa.text("SELECT 5"))).scalar_one() == 5
         finally:
             await connection.close()
+    finally:
+        await connector.close()
+
+
+def test_prefect_connection_info_spelling(server: str) -> None:
+    """connection_info (a URL or its parts) and connect_args build the
+    credentials, as prefect-sqlalchemy takes them; with credentials, an error."""
+    with SqlAlchemyConnector(connection_info=server) as by_url:
+        assert by_url.credentials == DatabaseCredentials(url=server)
+        assert by_url.fetch_all("SELECT 6") == [(6,)]
+    parsed = make_url(server)
+    parts = {
+        "driver": parsed.drivername,
+        "username": parsed.username,
+        "host": parsed.host,
+        "port": parsed.port,
+        "database": parsed.database,
+    }
+    with SqlAlchemyConnector(
+        connection_info=parts, connect_args={"connect_timeout": 5}
+    ) as by_parts:
+        assert by_parts.credentials.connect_args == {"connect_timeout": 5}
+        assert by_parts.fetch_all("SELECT 7") == [(7,)]
+    with pytest.raises(BlockValidationError, match="not both"):
+        SqlAlchemyConnector(
+            credentials=DatabaseCredentials(url=server), connection_info=server
+        )
+    with pytest.raises(BlockValidationError, match="connect_args goes in"):
+        SqlAlchemyConnector(
+            connection_info=DatabaseCredentials(url=server), connect_args={"a": 1}
+        )
+
+
+async def test_async_reset_async_connections() -> None:
+    """Prefect's reset_async_connections() closes the open results."""
+    url = make_url(reachable(POSTGRES_URL)).set(drivername="postgresql+asyncpg")
+    connector = AsyncSqlAlchemyConnector(
+        connection_info=url.render_as_string(hide_password=False)
+    )
+    try:
+        query = "SELECT 1 UNION ALL SELECT 2"
+        assert await connector.fetch_one(query) == (1,)
+        engine = await connector.get_engine()
+        assert engine.pool.checkedout() == 1
+        await connector.reset_async_connections()
+        assert engine.pool.checkedout() == 0
+        assert await connector.fetch_one(query) == (1,)
     finally:
         await connector.close()
