@@ -215,10 +215,13 @@ def test_role_fields_are_checked() -> None:
 # -- MinIO credentials ---------------------------------------------------------------
 
 
-def test_minio_credentials_drive_a_bucket(moto_url: str, tmp_path: Path) -> None:
+def test_minio_credentials_drive_a_bucket(
+    moto_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """MinIOCredentials reach an S3-compatible endpoint; the password shows
-    nowhere, and the block saves and loads as a document."""
+    nowhere (events, errors, logs), and the block saves and loads as a document."""
     password = secrets.token_hex(16)
+    caplog.set_level(logging.DEBUG, logger="botocore")
     minio = MinIOCredentials(
         minio_root_user="minio",
         minio_root_password=password,
@@ -236,6 +239,8 @@ def test_minio_credentials_drive_a_bucket(moto_url: str, tmp_path: Path) -> None
     assert password not in minio.model_dump_json()
     assert password not in str(caught.value)
     assert nowhere(password, events)
+    assert "botocore" in caplog.text
+    assert password not in caplog.text
     assert "minio-credentials" in " ".join(e.event for e in events)
     store = DocumentStore(f"sqlite:///{tmp_path / 'docs.db'}")
     bucket.save("lake", store=store)
