@@ -4,6 +4,7 @@ the operation they perform, and the key of a result that fetch calls page throug
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -32,14 +33,21 @@ _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/|\()*", re.S)
 _KEYWORD = re.compile(r"[A-Za-z]+")
 
 
+@functools.lru_cache(maxsize=512)
+def _text(sql: str) -> TextClause:
+    # text() parses the string for bind names; a loop runs the same few strings.
+    return sa.text(sql)
+
+
 def as_statement(operation: Operation) -> Executable:
-    """Return ``operation`` as an executable: SQL text is wrapped in ``text()``.
+    """Return ``operation`` as an executable: SQL text is wrapped in ``text()``
+    (made once per distinct string, for the last 512 of them).
 
     Raises:
         TypeError: ``operation`` is neither a string nor an executable.
     """
     if isinstance(operation, str):
-        return sa.text(operation)
+        return _text(operation)
     if isinstance(operation, Executable):
         return operation
     raise TypeError(
