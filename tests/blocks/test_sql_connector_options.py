@@ -108,9 +108,17 @@ def test_other_options_need_a_close_first(connector: SqlAlchemyConnector) -> Non
 
 
 def test_get_client_engine_and_connection(connector: SqlAlchemyConnector) -> None:
-    """get_client("engine") is the engine, get_client("connection") a connection."""
-    assert connector.get_client("engine") is connector.get_engine()
-    connection = connector.get_client("connection", begin=False)
+    """get_client("engine") is the engine, get_client("connection") a connection;
+    the events name the client type."""
+    with capture_events() as events:
+        assert connector.get_client("engine") is connector.get_engine()
+        connection = connector.get_client("connection", begin=False)
+    kinds = [
+        e.payload.get("client_type")
+        for e in events
+        if e.event.endswith("get_client.succeeded")
+    ]
+    assert kinds == ["engine", "connection"]
     try:
         assert isinstance(connection, Connection)
         assert connection.execute(sa.text("SELECT 3")).scalar_one() == 3
