@@ -106,3 +106,15 @@ def test_burst_benchmark_stores_every_event_of_the_default_configuration() -> No
     assert result["failures_stored"] == 1
     assert result["loss_records"] == 0
     assert isinstance(result["exit_s"], float)
+
+
+def test_fetch_benchmark_reports_its_ratios() -> None:
+    """bench_fetch.py times raw SQLAlchemy, the connector and exhausted results."""
+    result = _run("bench_fetch.py", "--calls", "200", "--repeats", "1")
+    ns = result["ns_per_call"]
+    assert isinstance(ns, dict)
+    assert set(ns) == {"raw", "connector", "again"}
+    assert all(isinstance(v, float) and v > 0 for v in ns.values())
+    ratios = result["ratios"]
+    assert isinstance(ratios, dict)
+    assert set(ratios) == {"connector_vs_raw", "again_vs_raw"}

@@ -1,11 +1,13 @@
 """AWS blocks on boto3: credentials, and S3 buckets observable call by call.
 
 :class:`AwsCredentials` holds keys (the secret ones as ``SecretStr``) or a profile,
-a region and client options (``endpoint_url`` for S3-compatible stores such as
-MinIO, Ceph or moto); ``get_client("s3")`` returns one client per service, reused
-across threads. :class:`S3Bucket` reads, writes, lists, transfers, copies and
-deletes objects, each method with an async twin; its events record the bucket,
-the key, the bytes moved and, on failure, S3's error code.
+a region, a role to assume and client options (``endpoint_url`` for S3-compatible
+stores such as MinIO, Ceph or moto); :class:`MinIOCredentials` holds a MinIO
+server's user and password. ``get_client("s3")`` (or ``get_client(ClientType.S3)``,
+``get_s3_client()``) returns one client per service, reused across threads.
+:class:`S3Bucket` reads, writes, lists, transfers, copies and deletes objects, each
+method with an async twin; its events record the bucket, the key, the bytes moved
+and, on failure, S3's error code.
 
 Needs the ``aws`` extra: ``pip install 'eventblocks[aws]'``.
 
@@ -23,13 +25,30 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
         "blocks.aws needs boto3, which is not installed: pip install 'eventblocks[aws]'"
     ) from exc
 
-from blocks.aws._credentials import AwsClientParameters, AwsCredentials
+from blocks.aws._clients import ClientType
+from blocks.aws._credentials import (
+    AwsClientParameters,
+    AwsCredentials,
+    MinIOCredentials,
+)
 from blocks.aws._s3 import S3Bucket
 
-__all__ = ["AwsClientParameters", "AwsCredentials", "S3Bucket"]
+__all__ = [
+    "AwsClientParameters",
+    "AwsCredentials",
+    "ClientType",
+    "MinIOCredentials",
+    "S3Bucket",
+]
 
 # This module is their public home: `eventblocks register -m blocks.aws` finds the
 # types defined here, and saved documents record it as their import path.
-for _exported in (AwsClientParameters, AwsCredentials, S3Bucket):
+for _exported in (
+    AwsClientParameters,
+    AwsCredentials,
+    ClientType,
+    MinIOCredentials,
+    S3Bucket,
+):
     _exported.__module__ = __name__
 del _exported

@@ -1,13 +1,13 @@
-"""The ``AwsCredentials`` block: keys or a profile, a region, and client options,
-with one boto3 client per service made on first use and shared by every thread."""
+"""The ``AwsCredentials`` and ``MinIOCredentials`` blocks: keys or a profile, a
+region, client options and a role to assume, with one boto3 client per service
+made on first use and shared by every thread."""
 
 from __future__ import annotations
 
-import inspect
-import threading
 from typing import Any, ClassVar, Self
 
 import boto3  # type: ignore[import-untyped]
+from botocore import UNSIGNED  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from pydantic import (
     BaseModel,
@@ -20,10 +20,10 @@ from pydantic import (
 )
 
 from blocks._block import Block
-from blocks._instrument import event_payload, no_events
+from blocks.aws._clients import AwsClients, ClientCache
 from emitters._sdk import protect_logger
 
-__all__ = ["AwsClientParameters", "AwsCredentials"]
+__all__ = ["AwsClientParameters", "AwsCredentials", "MinIOCredentials"]
 
 # botocore and urllib3 log signed requests at DEBUG, session token included: mask
 # the registered secrets in what their loggers write (a filter on a parent logger
@@ -64,22 +64,56 @@ class AwsClientParameters(BaseModel):
     Attributes:
         endpoint_url: The service's URL, ``http://`` or ``https://``; None for
             AWS's own endpoint of the region.
-        verify: Check the server's TLS certificate: True, False, or the path of a
-            CA bundle to check it with.
+        verify: Check the server's TLS certificate: True (the default) leaves the
+            CA bundle to boto3, which takes ``AWS_CA_BUNDLE`` or ``ca_bundle`` of
+            the AWS config file, else its own bundle; False does not check; a
+            path checks with that CA bundle.
+        verify_cert_path: The path of a CA bundle to check the certificate with
+            (Prefect's spelling of ``verify="<path>"``).
         use_ssl: Use TLS when the endpoint is chosen by region.
         api_version: A service API version other than the latest.
         config: Keyword arguments of ``botocore.config.Config``: ``connect_timeout``,
             ``read_timeout``, ``retries``, ``max_pool_connections``,
-            ``s3={"addressing_style": "path"}``...
+            ``s3={"addressing_style": "path"}``..., or a ``Config`` itself (kept
+            as the options it was given). ``signature_version="unsigned"``
+            stands for botocore's ``UNSIGNED``: anonymous requests, for public
+            buckets.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     endpoint_url: str | None = None
     verify: bool | str = True
+    verify_cert_path: str | None = None
     use_ssl: bool = True
     api_version: str | None = None
     config: dict[str, Any] | None = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config_options(cls, value: Any) -> Any:
+        if isinstance(value, Config):
+            # A Config keeps the options it was given; those are what is saved.
+            value = dict(value._user_provided_options)
+        if isinstance(value, dict) and value.get("signature_version") is UNSIGNED:
+            value = {**value, "signature_version": "unsigned"}
+        return value
+
+    @model_validator(mode="after")
+    def _one_verify(self) -> Self:
+        if self.verify_cert_path is not None:
+            if self.verify is False:
+                raise ValueError(
+                    "verify=False turns certificate checks off, so verify_cert_path "
+                    "cannot be used with it: give one or the other"
+                )
+            if isinstance(self.verify, str) and self.verify != self.verify_cert_path:
+                raise ValueError(
+                    "verify and verify_cert_path name two CA bundles: give one"
+                )
+        if isinstance(self.verify, str) and not self.verify:
+            raise ValueError("verify must be True, False or a CA bundle's path")
+        return self
 
     @field_validator("endpoint_url")
     @classmethod
@@ -112,84 +146,44 @@ class AwsClientParameters(BaseModel):
 
     def client_kwargs(self) -> dict[str, Any]:
         """Return the keyword arguments of ``boto3.Session.client`` they stand for."""
-        kwargs: dict[str, Any] = {"use_ssl": self.use_ssl, "verify": self.verify}
+        kwargs: dict[str, Any] = {"use_ssl": self.use_ssl}
+        # verify=True is not passed: boto3 then finds the CA bundle itself
+        # (AWS_CA_BUNDLE, ca_bundle in the config file), as a plain client does.
+        if self.verify is False:
+            kwargs["verify"] = False
+        elif self.verify_cert_path is not None:
+            kwargs["verify"] = self.verify_cert_path
+        elif isinstance(self.verify, str):
+            kwargs["verify"] = self.verify
         if self.endpoint_url is not None:
             kwargs["endpoint_url"] = self.endpoint_url
         if self.api_version is not None:
             kwargs["api_version"] = self.api_version
         if self.config is not None:
-            kwargs["config"] = Config(**self.config)
+            options = dict(self.config)
+            if options.get("signature_version") == "unsigned":
+                options["signature_version"] = UNSIGNED
+            kwargs["config"] = Config(**options)
         return kwargs
 
 
-class ClientCache:
-    """The boto3 session and clients of one credentials block, made once each.
+class AwsCredentials(AwsClients, Block):
+    """Credentials for AWS, or for an S3-compatible store: keys or a profile,
+    optionally a role to assume with them.
 
-    boto3 clients are safe to share between threads, but a session is not safe to
-    make clients from concurrently: the lock covers that. A copy of the holder
-    starts empty, so copies of a block never share clients.
-    """
+    ``get_client("s3")`` (or ``get_s3_client()``) returns a boto3 client made on
+    first use and reused, by every thread and every equal block, for every later
+    call; ``get_boto3_session()`` returns a new ``boto3.Session``. Give the keys,
+    or a ``profile_name``, or neither to let boto3 find credentials itself
+    (environment, config files, instance role). With ``assume_role_arn``, those
+    credentials assume the role through STS, and the role's temporary
+    credentials are assumed again before they expire.
 
-    __slots__ = ("_clients", "_lock", "_session")
+    Equal blocks (same fields, secrets included) are equal and hash alike.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._session: boto3.Session | None = None
-        self._clients: dict[str, Any] = {}
-
-    def __copy__(self) -> ClientCache:
-        return ClientCache()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ClientCache:
-        return ClientCache()
-
-    def __reduce__(self) -> tuple[type[ClientCache], tuple[()]]:
-        return ClientCache, ()
-
-    def get(self, service: str, credentials: AwsCredentials) -> Any:
-        """Return the client for ``service``, making it (and the session) once."""
-        client = self._clients.get(service)
-        if client is not None:
-            return client
-        with self._lock:
-            client = self._clients.get(service)
-            if client is None:
-                if self._session is None:
-                    self._session = credentials._new_session()
-                client = self._session.client(
-                    service, **credentials.aws_client_parameters.client_kwargs()
-                )
-                self._clients[service] = client
-            return client
-
-    def clear(self) -> None:
-        """Forget the session and close the clients; the next call makes new ones."""
-        with self._lock:
-            clients, self._clients, self._session = self._clients, {}, None
-        for client in clients.values():
-            client.close()
-
-
-def _client_payload(args: inspect.BoundArguments, outcome: Any) -> dict[str, Any]:
-    detail: dict[str, Any] = {"service": args.arguments["service_name"]}
-    meta = getattr(outcome, "meta", None)
-    if meta is not None:
-        detail["region"] = meta.region_name
-        detail["endpoint_url"] = meta.endpoint_url
-    return detail
-
-
-class AwsCredentials(Block):
-    """Credentials for AWS, or for an S3-compatible store: keys or a profile.
-
-    ``get_client("s3")`` returns a boto3 client made on first use and reused, by
-    every thread, for every later call on this block; ``get_boto3_session()``
-    returns a new ``boto3.Session``. Give the keys, or a ``profile_name``, or
-    neither to let boto3 find credentials itself (environment, config files,
-    instance role).
-
-    Secret: ``aws_secret_access_key`` and ``aws_session_token``: masked in
-    ``repr`` and dumps, encrypted when saved, never in an event.
+    Secret: ``aws_secret_access_key``, ``aws_session_token`` and the assumed
+    role's credentials: masked in ``repr`` and dumps, encrypted when saved,
+    never in an event, an error message or a log line.
 
     Attributes:
         aws_access_key_id: The access key id (not secret: it names the key).
@@ -198,6 +192,10 @@ class AwsCredentials(Block):
         profile_name: A profile of the AWS config files.
         region_name: The region, such as ``eu-west-1``.
         aws_client_parameters: Endpoint, TLS and botocore options of the clients.
+        assume_role_arn: The ARN of a role to assume with these credentials.
+        assume_role_kwargs: More arguments of STS ``AssumeRole``:
+            ``RoleSessionName`` (``"eventblocks"`` by default),
+            ``DurationSeconds``, ``ExternalId``, ``Policy``...
     """
 
     block_type_slug: ClassVar[str] = "aws-credentials"
@@ -210,8 +208,10 @@ class AwsCredentials(Block):
     aws_client_parameters: AwsClientParameters = Field(
         default_factory=AwsClientParameters
     )
+    assume_role_arn: str | None = None
+    assume_role_kwargs: dict[str, Any] = Field(default_factory=dict)
 
-    _cache: ClientCache = PrivateAttr(default_factory=ClientCache)
+    _cache: ClientCache | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _keys_in_pairs(self) -> Self:
@@ -224,15 +224,21 @@ class AwsCredentials(Block):
             raise ValueError(
                 "aws_session_token needs aws_access_key_id and aws_secret_access_key"
             )
+        if self.assume_role_kwargs and not self.assume_role_arn:
+            raise ValueError("assume_role_kwargs needs assume_role_arn")
+        if "RoleArn" in self.assume_role_kwargs:
+            raise ValueError(
+                "assume_role_kwargs must not hold RoleArn: give it as assume_role_arn"
+            )
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
         if not name.startswith("_"):
             # Clients made with the old values must not serve the new ones.
-            self._cache.clear()
+            self._cache = None
 
-    def _new_session(self) -> boto3.Session:
+    def _base_session(self) -> boto3.Session:
         secret = self.aws_secret_access_key
         token = self.aws_session_token
         return boto3.Session(
@@ -243,49 +249,68 @@ class AwsCredentials(Block):
             region_name=self.region_name,
         )
 
-    def _secret_values(self) -> list[str]:
-        """The secret values an error message must never show."""
+    def _role(self) -> tuple[str | None, dict[str, Any]]:
+        return self.assume_role_arn, dict(self.assume_role_kwargs)
+
+    def _own_secrets(self) -> list[str]:
         return [
             value.get_secret_value()
             for value in (self.aws_secret_access_key, self.aws_session_token)
             if value is not None
         ]
 
-    def get_boto3_session(self) -> boto3.Session:
-        """Return a new ``boto3.Session`` with these credentials and region.
+    __hash__ = AwsClients.__hash__
 
-        Raises:
-            botocore.exceptions.ProfileNotFound: ``profile_name`` names no profile.
-        """
-        return self._new_session()
 
-    @event_payload(_client_payload)
-    def get_client(self, service_name: str) -> Any:
-        """Return the boto3 client for ``service_name`` (``"s3"``, ``"sts"``...).
+class MinIOCredentials(AwsClients, Block):
+    """Credentials for a MinIO server: its root user (or any access key) and
+    password, and its endpoint in ``aws_client_parameters``.
 
-        The client is made on the first call for that service, with
-        ``aws_client_parameters``, and the same object is returned afterwards, to
-        any thread: boto3 clients are thread-safe, and reusing one keeps its
-        connection pool. Changing a field of the block drops the clients made so
-        far.
+    The same client methods as :class:`AwsCredentials` (``get_client``,
+    ``get_s3_client``...), so an ``S3Bucket`` takes either.
 
-        Raises:
-            botocore.exceptions.ProfileNotFound: ``profile_name`` names no profile.
-            botocore.exceptions.UnknownServiceError: No such service.
-        """
-        return self._cache.get(service_name, self)
+    Example:
+        >>> MinIOCredentials(
+        ...     minio_root_user="minio",
+        ...     minio_root_password="minio-password",
+        ...     aws_client_parameters={"endpoint_url": "http://127.0.0.1:9000"},
+        ... )
 
-    @no_events
-    def close(self) -> None:
-        """Close the clients made so far and their connections.
+    Secret: ``minio_root_password``, as ``aws_secret_access_key`` is.
 
-        A later ``get_client`` makes new ones. No events: this only releases
-        connections.
-        """
-        self._cache.clear()
+    Attributes:
+        minio_root_user: The user (the access key id).
+        minio_root_password: Its password (the secret access key).
+        region_name: The region the server answers for; MinIO's default is
+            ``us-east-1``.
+        aws_client_parameters: The endpoint (``endpoint_url``), TLS and botocore
+            options of the clients.
+    """
 
-    def __enter__(self) -> Self:
-        return self
+    block_type_slug: ClassVar[str] = "minio-credentials"
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    minio_root_user: str
+    minio_root_password: SecretStr
+    region_name: str | None = None
+    aws_client_parameters: AwsClientParameters = Field(
+        default_factory=AwsClientParameters
+    )
+
+    _cache: ClientCache | None = PrivateAttr(default=None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if not name.startswith("_"):
+            self._cache = None
+
+    def _base_session(self) -> boto3.Session:
+        return boto3.Session(
+            aws_access_key_id=self.minio_root_user,
+            aws_secret_access_key=self.minio_root_password.get_secret_value(),
+            region_name=self.region_name,
+        )
+
+    def _own_secrets(self) -> list[str]:
+        return [self.minio_root_password.get_secret_value()]
+
+    __hash__ = AwsClients.__hash__

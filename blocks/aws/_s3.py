@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from pathlib import Path, PurePath, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from pydantic import Field, field_validator
 
 from blocks._block import Block
 from blocks._instrument import event_payload
-from blocks.aws import _s3_ops as ops
-from blocks.aws._credentials import AwsCredentials
-from blocks.aws._s3_ops import Site
+from blocks.aws._credentials import AwsCredentials, MinIOCredentials
 from blocks.aws._s3_payload import arun_tallied, run_tallied, s3_payload
-from blocks.aws._transfer import Tally
+from blocks.aws._s3_work import BucketWork, PathLike, transfer_kwargs
 
 __all__ = ["S3Bucket"]
 
@@ -23,15 +20,8 @@ _OBJECT = s3_payload()
 _FOLDER = s3_payload(counts_objects=True)
 _LISTING = s3_payload(moves_bytes=False, counts_objects=True)
 
-PathLike = str | os.PathLike[str]
 
-
-def _join(folder: str, path: str) -> str:
-    path = path.lstrip("/")
-    return f"{folder}/{path}" if folder and path else folder or path
-
-
-class S3Bucket(Block):
+class S3Bucket(BucketWork, Block):
     """An S3 bucket (or a bucket of an S3-compatible store), optionally a folder
     of it.
 
@@ -51,14 +41,17 @@ class S3Bucket(Block):
 
     Attributes:
         bucket_name: The bucket's name.
-        credentials: The ``AwsCredentials`` block to reach it with.
+        credentials: The ``AwsCredentials`` or ``MinIOCredentials`` block to
+            reach it with.
         bucket_folder: A folder of the bucket that every path is relative to.
     """
 
     block_type_slug: ClassVar[str] = "s3-bucket"
 
     bucket_name: str
-    credentials: AwsCredentials = Field(default_factory=AwsCredentials)
+    credentials: AwsCredentials | MinIOCredentials = Field(
+        default_factory=AwsCredentials
+    )
     bucket_folder: str = ""
 
     @field_validator("bucket_name")
@@ -75,182 +68,6 @@ class S3Bucket(Block):
     @classmethod
     def _clean_folder(cls, value: str) -> str:
         return value.strip("/")
-
-    # -- keys and the client -------------------------------------------------------
-
-    def _key(self, path: PathLike) -> str:
-        # A string is the key as given (a trailing "/" included); a local path
-        # object is turned into its POSIX form.
-        text = path.as_posix() if isinstance(path, PurePath) else os.fspath(path)
-        if not text.strip("/"):
-            raise ValueError(
-                f"An object of bucket {self.bucket_name!r} needs a key, not {text!r}."
-            )
-        return _join(self.bucket_folder, text)
-
-    def _prefix(self, folder: PathLike) -> str:
-        joined = _join(self.bucket_folder, os.fspath(folder).strip("/"))
-        return f"{joined}/" if joined else ""
-
-    def _site(self) -> Site:
-        credentials = self.credentials
-        name = credentials.document_name
-        return Site(
-            client=credentials.get_client("s3"),
-            bucket=self.bucket_name,
-            credentials=f"aws-credentials/{name}" if name else "the AwsCredentials",
-            secrets=tuple(credentials._secret_values()),
-        )
-
-    def _about(self, tally: Tally, **detail: Any) -> None:
-        tally.detail = {"bucket": self.bucket_name, **detail}
-
-    # -- implementations (called on the caller's thread or a worker thread) --------
-
-    def _read_path(self, tally: Tally, path: PathLike) -> bytes:
-        key = self._key(path)
-        self._about(tally, key=key)
-        return ops.read(self._site(), key, tally)
-
-    def _write_path(self, tally: Tally, path: PathLike, content: bytes) -> str:
-        key = self._key(path)
-        self._about(tally, key=key)
-        if not isinstance(content, bytes | bytearray | memoryview):
-            raise TypeError(
-                f"write_path takes bytes, not {type(content).__name__}; encode text "
-                "first, as in content.encode()"
-            )
-        ops.write(self._site(), key, bytes(content), tally)
-        return key
-
-    def _list_objects(
-        self,
-        tally: Tally,
-        folder: PathLike,
-        delimiter: str,
-        page_size: int | None,
-        max_items: int | None,
-    ) -> list[dict[str, Any]]:
-        prefix = self._prefix(folder)
-        self._about(tally, prefix=prefix)
-        site = self._site()
-        objects = ops.list_objects(site, prefix, delimiter, page_size, max_items)
-        tally.add_object(len(objects))
-        return objects
-
-    def _download_object_to_path(
-        self, tally: Tally, from_path: PathLike, to_path: PathLike | None
-    ) -> Path:
-        key = self._key(from_path)
-        self._about(tally, key=key)
-        target = Path(PurePosixPath(key).name if to_path is None else to_path)
-        ops.download_file(self._site(), key, target, tally)
-        return target
-
-    def _download_object_to_file_object(
-        self, tally: Tally, from_path: PathLike, to_file_object: BinaryIO
-    ) -> BinaryIO:
-        key = self._key(from_path)
-        self._about(tally, key=key)
-        ops.download_fileobj(self._site(), key, to_file_object, tally)
-        return to_file_object
-
-    def _download_folder_to_path(
-        self, tally: Tally, from_folder: PathLike, to_folder: PathLike | None
-    ) -> Path:
-        prefix = self._prefix(from_folder)
-        self._about(tally, prefix=prefix)
-        target = Path.cwd() if to_folder is None else Path(to_folder)
-        ops.download_folder(self._site(), prefix, target, tally)
-        return target
-
-    def _upload_from_path(
-        self, tally: Tally, from_path: PathLike, to_path: PathLike | None
-    ) -> str:
-        source = Path(from_path)
-        key = self._key(source.name if to_path is None else to_path)
-        self._about(tally, key=key)
-        ops.upload_file(self._site(), source, key, tally)
-        return key
-
-    def _upload_from_file_object(
-        self, tally: Tally, from_file_object: BinaryIO, to_path: PathLike
-    ) -> str:
-        key = self._key(to_path)
-        self._about(tally, key=key)
-        ops.upload_fileobj(self._site(), from_file_object, key, tally)
-        return key
-
-    def _upload_from_folder(
-        self, tally: Tally, from_folder: PathLike, to_folder: PathLike | None
-    ) -> str:
-        prefix = self._prefix("" if to_folder is None else to_folder)
-        self._about(tally, prefix=prefix)
-        ops.upload_folder(self._site(), Path(from_folder), prefix, tally)
-        return prefix
-
-    def _destination(
-        self, to_path: PathLike, to_bucket: S3Bucket | str | None
-    ) -> tuple[str, str]:
-        if isinstance(to_bucket, S3Bucket):
-            return to_bucket.bucket_name, to_bucket._key(to_path)
-        if to_bucket is None:
-            return self.bucket_name, self._key(to_path)
-        return to_bucket, _join("", os.fspath(to_path))
-
-    def _copy_object(
-        self,
-        tally: Tally,
-        from_path: PathLike,
-        to_path: PathLike,
-        to_bucket: S3Bucket | str | None,
-    ) -> str:
-        key = self._key(from_path)
-        bucket, to_key = self._destination(to_path, to_bucket)
-        self._about(tally, key=key, to_bucket=bucket, to_key=to_key)
-        if (bucket, to_key) == (self.bucket_name, key):
-            raise ValueError(
-                f"The object {key!r} of bucket {bucket!r} cannot be copied or moved "
-                "onto itself."
-            )
-        ops.copy(self._site(), key, bucket, to_key, tally)
-        return to_key
-
-    def _move_object(
-        self,
-        tally: Tally,
-        from_path: PathLike,
-        to_path: PathLike,
-        to_bucket: S3Bucket | str | None,
-    ) -> str:
-        to_key = self._copy_object(tally, from_path, to_path, to_bucket)
-        ops.delete_one(self._site(), tally.detail["key"])
-        return to_key
-
-    def _delete_objects(self, tally: Tally, paths: Iterable[PathLike]) -> list[str]:
-        if isinstance(paths, str | bytes | os.PathLike):
-            raise TypeError(
-                "delete_objects takes a list of paths, not one path: "
-                "delete_objects([path])"
-            )
-        keys = [self._key(path) for path in paths]
-        self._about(tally, keys=len(keys))
-        return ops.delete(self._site(), keys, tally)
-
-    def _stream_from(
-        self,
-        tally: Tally,
-        bucket: S3Bucket,
-        from_path: PathLike,
-        to_path: PathLike | None,
-    ) -> str:
-        source_key = bucket._key(from_path)
-        key = self._key(PurePosixPath(source_key).name if to_path is None else to_path)
-        self._about(
-            tally, key=key, source_bucket=bucket.bucket_name, source_key=source_key
-        )
-        ops.stream(self._site(), bucket._site(), source_key, key, tally)
-        return key
 
     # -- objects -------------------------------------------------------------------
 
@@ -296,8 +113,12 @@ class S3Bucket(Block):
         delimiter: str = "",
         page_size: int | None = None,
         max_items: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return the objects under ``folder``, as S3 lists them.
+        jmespath_query: str | None = None,
+        *,
+        prefix: str | None = None,
+    ) -> list[Any]:
+        """Return the objects under ``folder`` (or whose keys start with
+        ``prefix``), as S3 lists them.
 
         Each is a dict with ``Key`` (the full key, ``bucket_folder`` included),
         ``Size``, ``LastModified`` and ``ETag``.
@@ -308,8 +129,27 @@ class S3Bucket(Block):
                 of its subfolders.
             page_size: Objects per request (S3's default: 1000).
             max_items: Stop after this many objects.
+            jmespath_query: A JMESPath expression run on each page of
+                ``ListObjectsV2`` (boto3's ``PageIterator.search``); what it
+                selects is returned instead, such as
+                ``"Contents[?Size > `100`][]"``.
+            prefix: A raw key prefix within ``bucket_folder``, no ``/`` added:
+                ``"orders/2024-"`` finds ``orders/2024-06-01.csv``. Not with
+                ``folder``.
+
+        Raises:
+            ValueError: Both ``folder`` and ``prefix``.
+            jmespath.exceptions.ParseError: ``jmespath_query`` is not JMESPath.
         """
-        return run_tallied(self._list_objects, folder, delimiter, page_size, max_items)
+        return run_tallied(
+            self._list_objects,
+            folder,
+            delimiter,
+            page_size,
+            max_items,
+            jmespath_query,
+            prefix,
+        )
 
     @event_payload(_LISTING)
     async def alist_objects(
@@ -318,90 +158,145 @@ class S3Bucket(Block):
         delimiter: str = "",
         page_size: int | None = None,
         max_items: int | None = None,
-    ) -> list[dict[str, Any]]:
+        jmespath_query: str | None = None,
+        *,
+        prefix: str | None = None,
+    ) -> list[Any]:
         """Return the objects under ``folder``; see :meth:`list_objects`."""
         return await arun_tallied(
-            self._list_objects, folder, delimiter, page_size, max_items
+            self._list_objects,
+            folder,
+            delimiter,
+            page_size,
+            max_items,
+            jmespath_query,
+            prefix,
         )
 
     @event_payload(_OBJECT)
     def download_object_to_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self,
+        from_path: PathLike,
+        to_path: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
-        """Download the object at ``from_path`` to a local file; return its path.
+        """Download the object at ``from_path`` to a local file; return its
+        absolute path.
 
         Args:
             from_path: The object's path in the bucket.
             to_path: The local file (its folders are made); by default the key's
                 last part, in the current directory.
+            **download_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``VersionId``,
+                ``SSECustomerKey``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
+
+        Raises:
+            TypeError: A keyword argument other than ``ExtraArgs`` or ``Config``.
+            ValueError: An ``ExtraArgs`` name s3transfer does not allow here.
         """
-        return run_tallied(self._download_object_to_path, from_path, to_path)
+        transfer = transfer_kwargs(download_kwargs, "download_object_to_path")
+        return run_tallied(self._download_object_to_path, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     async def adownload_object_to_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self,
+        from_path: PathLike,
+        to_path: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
         """Download an object to a local file; see :meth:`download_object_to_path`."""
-        return await arun_tallied(self._download_object_to_path, from_path, to_path)
+        transfer = transfer_kwargs(download_kwargs, "adownload_object_to_path")
+        return await arun_tallied(
+            self._download_object_to_path, from_path, to_path, transfer
+        )
 
     @event_payload(_OBJECT)
     def download_object_to_file_object(
-        self, from_path: PathLike, to_file_object: BinaryIO
+        self, from_path: PathLike, to_file_object: BinaryIO, **download_kwargs: Any
     ) -> BinaryIO:
-        """Write the object at ``from_path`` into a binary file object; return it."""
+        """Write the object at ``from_path`` into a binary file object; return it.
+
+        ``download_kwargs``: see :meth:`download_object_to_path`.
+        """
+        transfer = transfer_kwargs(download_kwargs, "download_object_to_file_object")
         return run_tallied(
-            self._download_object_to_file_object, from_path, to_file_object
+            self._download_object_to_file_object, from_path, to_file_object, transfer
         )
 
     @event_payload(_OBJECT)
     async def adownload_object_to_file_object(
-        self, from_path: PathLike, to_file_object: BinaryIO
+        self, from_path: PathLike, to_file_object: BinaryIO, **download_kwargs: Any
     ) -> BinaryIO:
         """Write an object into a binary file object; see
         :meth:`download_object_to_file_object`."""
+        transfer = transfer_kwargs(download_kwargs, "adownload_object_to_file_object")
         return await arun_tallied(
-            self._download_object_to_file_object, from_path, to_file_object
+            self._download_object_to_file_object, from_path, to_file_object, transfer
         )
 
     @event_payload(_OBJECT)
     def upload_from_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self, from_path: PathLike, to_path: PathLike | None = None, **upload_kwargs: Any
     ) -> str:
         """Upload a local file to ``to_path`` (by default its name); return the key.
 
+        Args:
+            from_path: The local file.
+            to_path: The object's path in the bucket.
+            **upload_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``ContentType``,
+                ``ServerSideEncryption``, ``ACL``, ``Metadata``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
+
         Raises:
             FileNotFoundError: No file at ``from_path``.
+            TypeError: A keyword argument other than ``ExtraArgs`` or ``Config``.
+            ValueError: An ``ExtraArgs`` name s3transfer does not allow here.
         """
-        return run_tallied(self._upload_from_path, from_path, to_path)
+        transfer = transfer_kwargs(upload_kwargs, "upload_from_path")
+        return run_tallied(self._upload_from_path, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     async def aupload_from_path(
-        self, from_path: PathLike, to_path: PathLike | None = None
+        self, from_path: PathLike, to_path: PathLike | None = None, **upload_kwargs: Any
     ) -> str:
         """Upload a local file; see :meth:`upload_from_path`."""
-        return await arun_tallied(self._upload_from_path, from_path, to_path)
+        transfer = transfer_kwargs(upload_kwargs, "aupload_from_path")
+        return await arun_tallied(self._upload_from_path, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     def upload_from_file_object(
-        self, from_file_object: BinaryIO, to_path: PathLike
+        self, from_file_object: BinaryIO, to_path: PathLike, **upload_kwargs: Any
     ) -> str:
-        """Upload what a readable binary file object holds; return the key."""
-        return run_tallied(self._upload_from_file_object, from_file_object, to_path)
+        """Upload what a readable binary file object holds; return the key.
+
+        ``upload_kwargs``: see :meth:`upload_from_path`.
+        """
+        transfer = transfer_kwargs(upload_kwargs, "upload_from_file_object")
+        return run_tallied(
+            self._upload_from_file_object, from_file_object, to_path, transfer
+        )
 
     @event_payload(_OBJECT)
     async def aupload_from_file_object(
-        self, from_file_object: BinaryIO, to_path: PathLike
+        self, from_file_object: BinaryIO, to_path: PathLike, **upload_kwargs: Any
     ) -> str:
         """Upload a binary file object; see :meth:`upload_from_file_object`."""
+        transfer = transfer_kwargs(upload_kwargs, "aupload_from_file_object")
         return await arun_tallied(
-            self._upload_from_file_object, from_file_object, to_path
+            self._upload_from_file_object, from_file_object, to_path, transfer
         )
 
     # -- folders -------------------------------------------------------------------
 
     @event_payload(_FOLDER)
     def download_folder_to_path(
-        self, from_folder: PathLike = "", to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike = "",
+        to_folder: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
         """Download every object under ``from_folder`` to the same paths locally.
 
@@ -412,19 +307,35 @@ class S3Bucket(Block):
         Args:
             from_folder: A folder of ``bucket_folder``; empty for all of it.
             to_folder: The local folder; by default the current directory.
+            **download_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``VersionId``,
+                ``SSECustomerKey``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
         """
-        return run_tallied(self._download_folder_to_path, from_folder, to_folder)
+        transfer = transfer_kwargs(download_kwargs, "download_folder_to_path")
+        return run_tallied(
+            self._download_folder_to_path, from_folder, to_folder, transfer
+        )
 
     @event_payload(_FOLDER)
     async def adownload_folder_to_path(
-        self, from_folder: PathLike = "", to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike = "",
+        to_folder: PathLike | None = None,
+        **download_kwargs: Any,
     ) -> Path:
         """Download a folder; see :meth:`download_folder_to_path`."""
-        return await arun_tallied(self._download_folder_to_path, from_folder, to_folder)
+        transfer = transfer_kwargs(download_kwargs, "adownload_folder_to_path")
+        return await arun_tallied(
+            self._download_folder_to_path, from_folder, to_folder, transfer
+        )
 
     @event_payload(_FOLDER)
     def upload_from_folder(
-        self, from_folder: PathLike, to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike,
+        to_folder: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Upload every file under a local folder, subfolders included; return
         the prefix they were put under.
@@ -434,18 +345,29 @@ class S3Bucket(Block):
         Args:
             from_folder: The local folder.
             to_folder: A folder of ``bucket_folder``; by default ``bucket_folder``.
+            **upload_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``ContentType``,
+                ``ServerSideEncryption``, ``ACL``, ``Metadata``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
 
         Raises:
             NotADirectoryError: No folder at ``from_folder``.
         """
-        return run_tallied(self._upload_from_folder, from_folder, to_folder)
+        transfer = transfer_kwargs(upload_kwargs, "upload_from_folder")
+        return run_tallied(self._upload_from_folder, from_folder, to_folder, transfer)
 
     @event_payload(_FOLDER)
     async def aupload_from_folder(
-        self, from_folder: PathLike, to_folder: PathLike | None = None
+        self,
+        from_folder: PathLike,
+        to_folder: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Upload a local folder; see :meth:`upload_from_folder`."""
-        return await arun_tallied(self._upload_from_folder, from_folder, to_folder)
+        transfer = transfer_kwargs(upload_kwargs, "aupload_from_folder")
+        return await arun_tallied(
+            self._upload_from_folder, from_folder, to_folder, transfer
+        )
 
     # -- copies and deletes --------------------------------------------------------
 
@@ -455,6 +377,7 @@ class S3Bucket(Block):
         from_path: PathLike,
         to_path: PathLike,
         to_bucket: S3Bucket | str | None = None,
+        **copy_kwargs: Any,
     ) -> str:
         """Copy an object, on the server side, within this bucket or to another;
         return the new key.
@@ -469,8 +392,12 @@ class S3Bucket(Block):
                 ``to_bucket`` is an ``S3Bucket``, a plain key when it is a name.
             to_bucket: Another bucket on the same store, reached with these
                 credentials; by default this one.
+            **copy_kwargs: ``ExtraArgs`` (``MetadataDirective``,
+                ``ContentType``, ``ServerSideEncryption``...) and ``Config``,
+                as boto3's ``copy`` takes them.
         """
-        return run_tallied(self._copy_object, from_path, to_path, to_bucket)
+        transfer = transfer_kwargs(copy_kwargs, "copy_object")
+        return run_tallied(self._copy_object, from_path, to_path, to_bucket, transfer)
 
     @event_payload(_OBJECT)
     async def acopy_object(
@@ -478,9 +405,13 @@ class S3Bucket(Block):
         from_path: PathLike,
         to_path: PathLike,
         to_bucket: S3Bucket | str | None = None,
+        **copy_kwargs: Any,
     ) -> str:
         """Copy an object; see :meth:`copy_object`."""
-        return await arun_tallied(self._copy_object, from_path, to_path, to_bucket)
+        transfer = transfer_kwargs(copy_kwargs, "acopy_object")
+        return await arun_tallied(
+            self._copy_object, from_path, to_path, to_bucket, transfer
+        )
 
     @event_payload(_OBJECT)
     def move_object(
@@ -528,6 +459,7 @@ class S3Bucket(Block):
         bucket: S3Bucket,
         from_path: PathLike,
         to_path: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Stream an object of another bucket into this one; return the new key.
 
@@ -538,8 +470,13 @@ class S3Bucket(Block):
             bucket: The bucket to read from.
             from_path: The object's path in that bucket.
             to_path: Its path in this bucket; by default the key's last part.
+            **upload_kwargs: As boto3's transfers take them: ``ExtraArgs`` (S3
+                arguments such as ``ContentType``,
+                ``ServerSideEncryption``, ``ACL``, ``Metadata``) and ``Config`` (a
+                ``boto3.s3.transfer.TransferConfig``).
         """
-        return run_tallied(self._stream_from, bucket, from_path, to_path)
+        transfer = transfer_kwargs(upload_kwargs, "stream_from")
+        return run_tallied(self._stream_from, bucket, from_path, to_path, transfer)
 
     @event_payload(_OBJECT)
     async def astream_from(
@@ -547,6 +484,10 @@ class S3Bucket(Block):
         bucket: S3Bucket,
         from_path: PathLike,
         to_path: PathLike | None = None,
+        **upload_kwargs: Any,
     ) -> str:
         """Stream an object of another bucket here; see :meth:`stream_from`."""
-        return await arun_tallied(self._stream_from, bucket, from_path, to_path)
+        transfer = transfer_kwargs(upload_kwargs, "astream_from")
+        return await arun_tallied(
+            self._stream_from, bucket, from_path, to_path, transfer
+        )

@@ -56,12 +56,21 @@ class Site:
         bucket: The bucket's name.
         credentials: How to name the credentials in a hint (``aws-credentials/prod``).
         secrets: Values no error message may show.
+        extra_args: S3 arguments of the transfers (``ExtraArgs``: ``ContentType``,
+            ``ServerSideEncryption``, ``ACL``, ``VersionId``...).
+        config: The ``TransferConfig`` of the transfers; boto3's by default.
     """
 
     client: Any
     bucket: str
     credentials: str
     secrets: tuple[str, ...]
+    extra_args: dict[str, Any] | None = None
+    config: Any = None
+
+    def manager(self) -> Any:
+        """A transfer manager for this site's client and transfer config."""
+        return transfer_manager(self.client, self.config)
 
     @contextmanager
     def failing(self, where: Where) -> Iterator[None]:
@@ -96,9 +105,13 @@ def read(site: Site, key: str, tally: Tally) -> bytes:
 
 def upload_fileobj(site: Site, fileobj: BinaryIO, key: str, tally: Tally) -> None:
     """Upload a readable binary file object's content (in parts when large)."""
-    with site.failing(site.at(key)), transfer_manager(site.client) as manager:
+    with site.failing(site.at(key)), site.manager() as manager:
         future = manager.upload(
-            fileobj, site.bucket, key, subscribers=[TallySubscriber(tally)]
+            fileobj,
+            site.bucket,
+            key,
+            extra_args=site.extra_args,
+            subscribers=[TallySubscriber(tally)],
         )
         future.result()
     tally.add_object()
@@ -115,14 +128,16 @@ def list_objects(
     delimiter: str = "",
     page_size: int | None = None,
     max_items: int | None = None,
-) -> list[dict[str, Any]]:
-    """Return the objects under ``prefix``, as ``ListObjectsV2`` describes them."""
+    jmespath_query: str | None = None,
+) -> list[Any]:
+    """Return the objects under ``prefix``, as ``ListObjectsV2`` describes them,
+    or what ``jmespath_query`` selects of each page."""
     pagination: dict[str, int] = {}
     if page_size is not None:
         pagination["PageSize"] = page_size
     if max_items is not None:
         pagination["MaxItems"] = max_items
-    objects: list[dict[str, Any]] = []
+    objects: list[Any] = []
     with site.failing(site.at(prefix=prefix)):
         pages = site.client.get_paginator("list_objects_v2").paginate(
             Bucket=site.bucket,
@@ -130,6 +145,11 @@ def list_objects(
             Delimiter=delimiter,
             PaginationConfig=pagination,
         )
+        if jmespath_query is not None:
+            objects.extend(
+                item for item in pages.search(jmespath_query) if item is not None
+            )
+            return objects
         for page in pages:
             objects.extend(page.get("Contents", []))
     return objects
@@ -137,9 +157,13 @@ def list_objects(
 
 def download_fileobj(site: Site, key: str, fileobj: BinaryIO, tally: Tally) -> None:
     """Write the object's content into a writable binary file object."""
-    with site.failing(site.at(key)), transfer_manager(site.client) as manager:
+    with site.failing(site.at(key)), site.manager() as manager:
         future = manager.download(
-            site.bucket, key, fileobj, subscribers=[TallySubscriber(tally)]
+            site.bucket,
+            key,
+            fileobj,
+            extra_args=site.extra_args,
+            subscribers=[TallySubscriber(tally)],
         )
         future.result()
     tally.add_object()
@@ -148,9 +172,13 @@ def download_fileobj(site: Site, key: str, fileobj: BinaryIO, tally: Tally) -> N
 def download_file(site: Site, key: str, path: Path, tally: Tally) -> None:
     """Download the object to ``path``, through a temporary file beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with site.failing(site.at(key)), transfer_manager(site.client) as manager:
+    with site.failing(site.at(key)), site.manager() as manager:
         future = manager.download(
-            site.bucket, key, str(path), subscribers=[TallySubscriber(tally)]
+            site.bucket,
+            key,
+            str(path),
+            extra_args=site.extra_args,
+            subscribers=[TallySubscriber(tally)],
         )
         future.result()
     tally.add_object()
@@ -160,9 +188,13 @@ def upload_file(site: Site, path: Path, key: str, tally: Tally) -> None:
     """Upload the local file at ``path`` (in parts when large)."""
     if not path.is_file():
         raise FileNotFoundError(f"There is no file at {str(path)!r} to upload.")
-    with site.failing(site.at(key)), transfer_manager(site.client) as manager:
+    with site.failing(site.at(key)), site.manager() as manager:
         future = manager.upload(
-            str(path), site.bucket, key, subscribers=[TallySubscriber(tally)]
+            str(path),
+            site.bucket,
+            key,
+            extra_args=site.extra_args,
+            subscribers=[TallySubscriber(tally)],
         )
         future.result()
     tally.add_object()
@@ -195,7 +227,7 @@ def download_folder(site: Site, prefix: str, folder: Path, tally: Tally) -> None
     description = f"s3://{site.bucket}/{prefix} -> {folder.name or folder}"
     with (
         folder_progress(description, total, len(targets)) as progress,
-        transfer_manager(site.client) as manager,
+        site.manager() as manager,
     ):
         futures = []
         for item, path in targets:
@@ -204,7 +236,11 @@ def download_folder(site: Site, prefix: str, folder: Path, tally: Tally) -> None
                 tally, size=int(item.get("Size", 0)), progress=progress
             )
             future = manager.download(
-                site.bucket, item["Key"], str(path), subscribers=[subscriber]
+                site.bucket,
+                item["Key"],
+                str(path),
+                extra_args=site.extra_args,
+                subscribers=[subscriber],
             )
             futures.append((item["Key"], future))
         _wait_all(site, futures, tally, progress)
@@ -234,14 +270,18 @@ def upload_folder(site: Site, folder: Path, prefix: str, tally: Tally) -> None:
     description = f"{folder.name or folder} -> s3://{site.bucket}/{prefix}"
     with (
         folder_progress(description, sum(sizes), len(files)) as progress,
-        transfer_manager(site.client) as manager,
+        site.manager() as manager,
     ):
         futures = []
         for path, size in zip(files, sizes, strict=True):
             key = prefix + path.relative_to(folder).as_posix()
             subscriber = TallySubscriber(tally, size=size, progress=progress)
             future = manager.upload(
-                str(path), site.bucket, key, subscribers=[subscriber]
+                str(path),
+                site.bucket,
+                key,
+                extra_args=site.extra_args,
+                subscribers=[subscriber],
             )
             futures.append((key, future))
         _wait_all(site, futures, tally, progress)
@@ -250,11 +290,12 @@ def upload_folder(site: Site, folder: Path, prefix: str, tally: Tally) -> None:
 def copy(site: Site, key: str, to_bucket: str, to_key: str, tally: Tally) -> None:
     """Copy the object to ``to_bucket``/``to_key`` on the server side."""
     where = Where(site.bucket, key=key, to_bucket=to_bucket, to_key=to_key)
-    with site.failing(where), transfer_manager(site.client) as manager:
+    with site.failing(where), site.manager() as manager:
         future = manager.copy(
             {"Bucket": site.bucket, "Key": key},
             to_bucket,
             to_key,
+            extra_args=site.extra_args,
             subscribers=[TallySubscriber(tally)],
         )
         future.result()
@@ -320,9 +361,15 @@ def stream(site: Site, source: Site, source_key: str, key: str, tally: Tally) ->
     with (
         closing(response["Body"]) as body,
         site.failing(where),
-        transfer_manager(site.client) as manager,
+        site.manager() as manager,
     ):
         subscriber = TallySubscriber(tally, size=response.get("ContentLength"))
-        future = manager.upload(body, site.bucket, key, subscribers=[subscriber])
+        future = manager.upload(
+            body,
+            site.bucket,
+            key,
+            extra_args=site.extra_args,
+            subscribers=[subscriber],
+        )
         future.result()
     tally.add_object()

@@ -112,14 +112,17 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
 
 
 @contextmanager
-def transfer_manager(client: Any) -> Iterator[TransferManager]:
+def transfer_manager(
+    client: Any, config: TransferConfig | None = None
+) -> Iterator[TransferManager]:
     """Yield an s3transfer manager for ``client`` whose threads keep the context.
 
-    It uses boto3's defaults: parts of 8 MiB from 8 MiB on, ten threads. On
-    leaving, it waits for its transfers; on an exception it cancels them first.
+    It uses ``config``, or boto3's defaults: parts of 8 MiB from 8 MiB on, ten
+    threads. On leaving, it waits for its transfers; on an exception it cancels
+    them first.
     """
     manager = TransferManager(
-        client, TransferConfig(), executor_cls=ContextThreadPoolExecutor
+        client, config or TransferConfig(), executor_cls=ContextThreadPoolExecutor
     )
     with manager:
         yield manager

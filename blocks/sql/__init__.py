@@ -25,6 +25,7 @@ Example:
 from blocks.sql._async import AsyncSqlAlchemyConnector
 from blocks.sql._connector import SqlAlchemyConnector
 from blocks.sql._credentials import AsyncDriver, DatabaseCredentials, SyncDriver
+from blocks.sql._payload import TooManyOpenResultsError
 
 __all__ = [
     "AsyncDriver",
@@ -32,6 +33,7 @@ __all__ = [
     "DatabaseCredentials",
     "SqlAlchemyConnector",
     "SyncDriver",
+    "TooManyOpenResultsError",
 ]
 
 # This module is their public home: `eventblocks register -m blocks.sql` finds the
@@ -42,6 +44,7 @@ for _exported in (
     DatabaseCredentials,
     SqlAlchemyConnector,
     SyncDriver,
+    TooManyOpenResultsError,
 ):
     _exported.__module__ = __name__
 del _exported

@@ -17,8 +17,13 @@ from blocks._block import Block
 from blocks._instrument import event_payload, no_events
 from blocks.sql._connector import scrubbed
 from blocks.sql._credentials import DatabaseCredentials
-from blocks.sql._payload import OpenResults, call_payload
-from blocks.sql._statements import Operation, as_statement, result_key
+from blocks.sql._payload import EXHAUSTED, OpenResults, call_payload
+from blocks.sql._statements import (
+    Operation,
+    as_statement,
+    connection_info_spelling,
+    result_key,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -48,16 +53,26 @@ class AsyncSqlAlchemyConnector(Block):
 
     Attributes:
         credentials: The database and the login; a saved ``DatabaseCredentials``
-            is related to every event (role ``nested-block``).
+            is related to every event (role ``nested-block``). Prefect's
+            ``connection_info`` (a URL, URL parts or the block) and
+            ``connect_args`` are accepted when the connector is built.
         fetch_size: Rows returned by ``fetch_many`` when no ``size`` is given.
+        max_open_results: How many results fetch calls may hold partly read,
+            each on a pooled connection; see :class:`SqlAlchemyConnector`.
     """
 
     block_type_slug: ClassVar[str] = "async-sqlalchemy-connector"
 
     credentials: DatabaseCredentials
     fetch_size: int = Field(default=1, ge=1)
+    max_open_results: int = Field(default=8, ge=1)
 
     _open: OpenResults = PrivateAttr(default_factory=OpenResults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prefect_spelling(cls, data: Any) -> Any:
+        return connection_info_spelling(data)
 
     @model_validator(mode="after")
     def _async_driver(self) -> Self:
@@ -76,11 +91,31 @@ class AsyncSqlAlchemyConnector(Block):
     # -- engine and connections --------------------------------------------------
 
     @event_payload(call_payload("connection"))
-    async def get_engine(self) -> AsyncEngine:
+    async def get_engine(self, **create_engine_kwargs: Any) -> AsyncEngine:
         """Return the credentials' ``AsyncEngine``, made on first use; see
-        :meth:`DatabaseCredentials.get_engine`."""
+        :meth:`DatabaseCredentials.get_engine` for ``create_engine_kwargs``."""
         with scrubbed(self.credentials, None):
-            return self._engine()
+            engine: AsyncEngine = self.credentials._engine(**create_engine_kwargs)
+            return engine
+
+    @event_payload(call_payload("connection"))
+    async def get_client(
+        self, client_type: Literal["engine", "connection"], **get_client_kwargs: Any
+    ) -> Any:
+        """Return the engine or a connection: ``await get_client("engine")`` is
+        :meth:`get_engine`, ``await get_client("connection")``
+        :meth:`get_connection` (keyword argument ``begin``).
+
+        Raises:
+            ValueError: Another ``client_type``.
+        """
+        if client_type == "engine":
+            return await self.get_engine(**get_client_kwargs)
+        if client_type == "connection":
+            return await self.get_connection(**get_client_kwargs)
+        raise ValueError(
+            f"client_type must be 'engine' or 'connection', not {client_type!r}"
+        )
 
     @overload
     async def get_connection(
@@ -117,6 +152,11 @@ class AsyncSqlAlchemyConnector(Block):
             result.close()
         for connection in connections:
             await connection.close()
+
+    @no_events
+    async def reset_async_connections(self) -> None:
+        """Prefect's name for :meth:`reset_connections`."""
+        await self.reset_connections()
 
     @no_events
     async def close(self) -> None:
@@ -168,12 +208,17 @@ class AsyncSqlAlchemyConnector(Block):
         return await self._run(operation, list(seq_of_parameters), execution_options)
 
     async def _result(
-        self, operation: Operation, parameters: Any, options: Mapping[str, Any]
-    ) -> CursorResult[Any]:
-        key = result_key(operation, parameters, options)
-        found: CursorResult[Any] | None = self._open.find(key)
+        self,
+        key: tuple[Any, ...],
+        operation: Operation,
+        parameters: Any,
+        options: Mapping[str, Any],
+    ) -> Any:
+        """The open result for this key (run on first use), or ``EXHAUSTED``."""
+        found = self._open.find(key)
         if found is not None:
             return found
+        self._open.check_room(self.max_open_results, type(self).__name__)
         statement = as_statement(operation)
         with scrubbed(self.credentials, parameters):
             connection = await self._engine().connect()
@@ -188,11 +233,30 @@ class AsyncSqlAlchemyConnector(Block):
         if not result.returns_rows:
             await connection.close()
             return result
-        kept: CursorResult[Any] = self._open.add(key, connection, result, operation)
+        kept = self._open.add(key, connection, result, operation)
         if kept is not result:  # another task opened it meanwhile
             result.close()
             await connection.close()
         return kept
+
+    async def _page(
+        self,
+        operation: Operation,
+        parameters: Any,
+        options: Mapping[str, Any],
+        size: int | None,
+    ) -> list[Row[Any]]:
+        """Fetch ``size`` rows (all when None) of the statement's result; release
+        its connection when the result has no more."""
+        key = result_key(operation, parameters, options)
+        result = await self._result(key, operation, parameters, options)
+        rows = list(result.fetchall() if size is None else result.fetchmany(size))
+        if result is not EXHAUSTED and (size is None or len(rows) < size):
+            taken = self._open.release(key)
+            if taken is not None:
+                taken[0].close()
+                await taken[1].close()
+        return rows
 
     @event_payload(call_payload("fetch_one"))
     async def fetch_one(
@@ -203,8 +267,8 @@ class AsyncSqlAlchemyConnector(Block):
     ) -> Row[Any] | None:
         """Return the next row of the result, or None past the end; see
         :meth:`SqlAlchemyConnector.fetch_one`."""
-        result = await self._result(operation, parameters, execution_options)
-        return result.fetchone()
+        rows = await self._page(operation, parameters, execution_options, 1)
+        return rows[0] if rows else None
 
     @event_payload(call_payload("fetch_many"))
     async def fetch_many(
@@ -215,8 +279,9 @@ class AsyncSqlAlchemyConnector(Block):
         **execution_options: Any,
     ) -> list[Row[Any]]:
         """Return the next ``size`` rows (``fetch_size`` by default) of the result."""
-        result = await self._result(operation, parameters, execution_options)
-        return list(result.fetchmany(size or self.fetch_size))
+        return await self._page(
+            operation, parameters, execution_options, size or self.fetch_size
+        )
 
     @event_payload(call_payload("fetch_all"))
     async def fetch_all(
@@ -225,6 +290,5 @@ class AsyncSqlAlchemyConnector(Block):
         parameters: Mapping[str, Any] | None = None,
         **execution_options: Any,
     ) -> list[Row[Any]]:
-        """Return every remaining row of the result."""
-        result = await self._result(operation, parameters, execution_options)
-        return list(result.fetchall())
+        """Return every remaining row of the result and give its connection back."""
+        return await self._page(operation, parameters, execution_options, None)

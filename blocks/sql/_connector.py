@@ -12,9 +12,14 @@ from sqlalchemy.engine import Connection, CursorResult, Engine, Row
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
 from blocks.sql._credentials import DatabaseCredentials
-from blocks.sql._payload import OpenResults, call_payload
+from blocks.sql._payload import EXHAUSTED, OpenResults, call_payload
 from blocks.sql._redact import bound_values, scrub_db_error
-from blocks.sql._statements import Operation, as_statement, result_key
+from blocks.sql._statements import (
+    Operation,
+    as_statement,
+    connection_info_spelling,
+    result_key,
+)
 
 __all__ = ["SqlAlchemyConnector", "scrubbed"]
 
@@ -71,16 +76,26 @@ class SqlAlchemyConnector(Block):
 
     Attributes:
         credentials: The database and the login; a saved ``DatabaseCredentials``
-            is related to every event (role ``nested-block``).
+            is related to every event (role ``nested-block``). Prefect's
+            ``connection_info`` (a URL, URL parts or the block) and
+            ``connect_args`` are accepted when the connector is built.
         fetch_size: Rows returned by ``fetch_many`` when no ``size`` is given.
+        max_open_results: How many results fetch calls may hold partly read,
+            each on a pooled connection (SQLAlchemy's default pool lends 15).
     """
 
     block_type_slug: ClassVar[str] = "sqlalchemy-connector"
 
     credentials: DatabaseCredentials
     fetch_size: int = Field(default=1, ge=1)
+    max_open_results: int = Field(default=8, ge=1)
 
     _open: OpenResults = PrivateAttr(default_factory=OpenResults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prefect_spelling(cls, data: Any) -> Any:
+        return connection_info_spelling(data)
 
     @model_validator(mode="after")
     def _sync_driver(self) -> Self:
@@ -99,11 +114,39 @@ class SqlAlchemyConnector(Block):
     # -- engine and connections --------------------------------------------------
 
     @event_payload(call_payload("connection"))
-    def get_engine(self) -> Engine:
+    def get_engine(self, **create_engine_kwargs: Any) -> Engine:
         """Return the credentials' engine, made on first use; see
-        :meth:`DatabaseCredentials.get_engine`."""
+        :meth:`DatabaseCredentials.get_engine`.
+
+        Args:
+            **create_engine_kwargs: Options of ``create_engine`` (``pool_size``,
+                ``pool_pre_ping``, ``echo``...), used when the engine is made.
+        """
         with scrubbed(self.credentials, None):
-            return self._engine()
+            engine: Engine = self.credentials._engine(**create_engine_kwargs)
+            return engine
+
+    @event_payload(call_payload("connection"))
+    def get_client(
+        self, client_type: Literal["engine", "connection"], **get_client_kwargs: Any
+    ) -> Any:
+        """Return the engine or a connection, as Prefect's ``get_client`` does.
+
+        Args:
+            client_type: ``"engine"`` for :meth:`get_engine` (the keyword
+                arguments are its options), ``"connection"`` for
+                :meth:`get_connection` (the keyword argument is ``begin``).
+
+        Raises:
+            ValueError: Another ``client_type``.
+        """
+        if client_type == "engine":
+            return self.get_engine(**get_client_kwargs)
+        if client_type == "connection":
+            return self.get_connection(**get_client_kwargs)
+        raise ValueError(
+            f"client_type must be 'engine' or 'connection', not {client_type!r}"
+        )
 
     @overload
     def get_connection(
@@ -218,14 +261,18 @@ class SqlAlchemyConnector(Block):
         return self._run(operation, list(seq_of_parameters), execution_options)
 
     def _result(
-        self, operation: Operation, parameters: Any, options: Mapping[str, Any]
-    ) -> CursorResult[Any]:
-        """The open result for this statement and parameters, run on first use."""
-        key = result_key(operation, parameters, options)
+        self,
+        key: tuple[Any, ...],
+        operation: Operation,
+        parameters: Any,
+        options: Mapping[str, Any],
+    ) -> Any:
+        """The open result for this key (run on first use), or ``EXHAUSTED``."""
         with self._open.lock:
-            found: CursorResult[Any] | None = self._open.find(key)
+            found = self._open.find(key)
             if found is not None:
                 return found
+            self._open.check_room(self.max_open_results, type(self).__name__)
             statement = as_statement(operation)
             with scrubbed(self.credentials, parameters):
                 connection = self._engine().connect()
@@ -240,8 +287,31 @@ class SqlAlchemyConnector(Block):
                 # Fetching raises SQLAlchemy's ResourceClosedError; nothing to keep.
                 connection.close()
                 return result
-            kept: CursorResult[Any] = self._open.add(key, connection, result, operation)
-            return kept
+            return self._open.add(key, connection, result, operation)
+
+    def _release(self, key: tuple[Any, ...]) -> None:
+        """The result of ``key`` is read to the end: give its connection back."""
+        taken = self._open.release(key)
+        if taken is not None:
+            result, connection = taken
+            result.close()
+            connection.close()
+
+    def _page(
+        self,
+        operation: Operation,
+        parameters: Any,
+        options: Mapping[str, Any],
+        size: int | None,
+    ) -> list[Row[Any]]:
+        """Fetch ``size`` rows (all when None) of the statement's result; release
+        its connection when the result has no more."""
+        key = result_key(operation, parameters, options)
+        result = self._result(key, operation, parameters, options)
+        rows = list(result.fetchall() if size is None else result.fetchmany(size))
+        if result is not EXHAUSTED and (size is None or len(rows) < size):
+            self._release(key)
+        return rows
 
     @event_payload(call_payload("fetch_one"))
     def fetch_one(
@@ -253,9 +323,11 @@ class SqlAlchemyConnector(Block):
         """Return the next row of the statement's result, or None past the end.
 
         Repeated fetch calls (any of them) with the same statement and parameters
-        page through one result; ``reset_connections()`` starts over.
+        page through one result; ``reset_connections()`` starts over. The result
+        holds a pooled connection until a fetch finds its end.
         """
-        return self._result(operation, parameters, execution_options).fetchone()
+        rows = self._page(operation, parameters, execution_options, 1)
+        return rows[0] if rows else None
 
     @event_payload(call_payload("fetch_many"))
     def fetch_many(
@@ -267,11 +339,12 @@ class SqlAlchemyConnector(Block):
     ) -> list[Row[Any]]:
         """Return the next ``size`` rows (``fetch_size`` by default) of the result.
 
-        An empty list means the result is exhausted; see :meth:`fetch_one` for
-        paging.
+        An empty list, or fewer rows than asked, means the result is exhausted
+        (and its connection back in the pool); see :meth:`fetch_one` for paging.
         """
-        result = self._result(operation, parameters, execution_options)
-        return list(result.fetchmany(size or self.fetch_size))
+        return self._page(
+            operation, parameters, execution_options, size or self.fetch_size
+        )
 
     @event_payload(call_payload("fetch_all"))
     def fetch_all(
@@ -280,5 +353,6 @@ class SqlAlchemyConnector(Block):
         parameters: Mapping[str, Any] | None = None,
         **execution_options: Any,
     ) -> list[Row[Any]]:
-        """Return every remaining row of the result; see :meth:`fetch_one`."""
-        return list(self._result(operation, parameters, execution_options).fetchall())
+        """Return every remaining row of the result, and give its connection back
+        to the pool; see :meth:`fetch_one`."""
+        return self._page(operation, parameters, execution_options, None)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
+from blocks._secrets import fingerprint
 from blocks.http._redact import is_secret_name
 from blocks.sql._engines import EngineSlot, missing_driver_error
 from blocks.sql._redact import error_detail
@@ -73,6 +74,10 @@ _DEFAULT_PORTS = {
 def _engine_payload(args: inspect.BoundArguments, outcome: Any) -> dict[str, Any]:
     credentials: DatabaseCredentials = args.arguments["self"]
     detail = credentials._target()
+    options = args.arguments.get("create_engine_kwargs")
+    if options:
+        # Their names only: a value (a creator, a URL) could hold anything.
+        detail["engine_options"] = sorted(options)
     if isinstance(outcome, BaseException):
         detail.update(error_detail(outcome))
     return detail
@@ -85,7 +90,7 @@ class DatabaseCredentials(Block):
     ``port``, ``database``, ``query``) or a whole ``url``, not both. The password
     and the URL are secret: masked in ``repr`` and dumps, encrypted when saved,
     never in an event or an error message. ``rendered_url`` shows the URL with the
-    password masked.
+    password masked. Blocks with equal fields are equal and hash alike.
 
     ``get_engine()`` returns the block's SQLAlchemy engine (an ``AsyncEngine`` for
     an async driver), made on first use with ``hide_parameters=True`` and a
@@ -123,6 +128,7 @@ class DatabaseCredentials(Block):
 
     _engines: EngineSlot = PrivateAttr(default_factory=EngineSlot)
     _target_base: dict[str, Any] | None = PrivateAttr(default=None)
+    _engine_options: dict[str, Any] = PrivateAttr(default_factory=dict)
     _async_driver: tuple[bool | None] | None = PrivateAttr(default=None)
 
     @field_validator("driver")
@@ -183,6 +189,14 @@ class DatabaseCredentials(Block):
             # The URL is secret as a whole; its password is secret on its own too.
             register_secret(make_url(self.url.get_secret_value()).password)
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(self.__dict__ == other.__dict__)
+
+    def __hash__(self) -> int:
+        return hash(fingerprint(self))
+
     # -- the URL -----------------------------------------------------------------
 
     def _url(self) -> URL:
@@ -198,6 +212,17 @@ class DatabaseCredentials(Block):
             database=self.database,
             query=self.query or {},
         )
+
+    @event_payload(_engine_payload)
+    def create_url(self) -> URL:
+        """Return the connection URL as a SQLAlchemy ``URL`` (Prefect's
+        ``ConnectionComponents.create_url``).
+
+        The URL holds the password, but its ``repr`` and ``str`` mask it; pass it
+        to SQLAlchemy, never to a log. The call's events carry only where it
+        points (system, database, server).
+        """
+        return self._url()
 
     @property
     def rendered_url(self) -> str:
@@ -277,6 +302,7 @@ class DatabaseCredentials(Block):
         url = self._url()
         is_async = self.is_async
         options: dict[str, Any] = {
+            **self._engine_options,
             "hide_parameters": True,
             "connect_args": {
                 name: value.get_secret_value()
@@ -302,12 +328,44 @@ class DatabaseCredentials(Block):
                 raise
             raise error from exc
 
-    def _engine(self) -> Any:
-        """The block's engine, made on first use (no events: the callers have)."""
-        return self._engines.get(self._make_engine, is_async=bool(self.is_async))
+    def _use_options(self, options: dict[str, Any]) -> None:
+        """Make the engine with ``options`` from now on (checked, not yet used)."""
+        refused = sorted({"hide_parameters", "connect_args", "url"} & set(options))
+        if refused:
+            raise ValueError(
+                f"get_engine does not take {', '.join(refused)}: parameters stay "
+                "hidden from errors and logs, driver arguments go in the "
+                "credentials' connect_args, and the URL is the credentials'"
+            )
+        if options == self._engine_options:
+            return
+        if self._engines.current is not None:
+            raise ValueError(
+                "The engine was made already, with other options "
+                f"({', '.join(sorted(self._engine_options)) or 'none'}): call close() "
+                "(await aclose() for an async engine) first, then get_engine(...) "
+                "with the new ones"
+            )
+        self._engine_options = dict(options)
+
+    def _engine(self, **options: Any) -> Any:
+        """The block's engine, made on first use (no events: the callers have).
+
+        Options of ``create_engine`` given here are used for this engine and the
+        ones made after a ``close()``.
+        """
+        if not options:
+            return self._engines.get(self._make_engine, is_async=bool(self.is_async))
+        before = self._engine_options
+        self._use_options(options)
+        try:
+            return self._engines.get(self._make_engine, is_async=bool(self.is_async))
+        except BaseException:
+            self._engine_options = before
+            raise
 
     @event_payload(_engine_payload)
-    def get_engine(self) -> Engine | AsyncEngine:
+    def get_engine(self, **create_engine_kwargs: Any) -> Engine | AsyncEngine:
         """Return the block's SQLAlchemy engine, made on first use and then reused.
 
         The engine is an ``AsyncEngine`` for an async driver. It hides bound
@@ -315,12 +373,24 @@ class DatabaseCredentials(Block):
         and pools its connections; an async engine belongs to the event loop that
         first used it.
 
+        Args:
+            **create_engine_kwargs: Options of SQLAlchemy's ``create_engine``
+                (``pool_size``, ``max_overflow``, ``pool_timeout``,
+                ``pool_pre_ping``, ``pool_recycle``, ``echo``...), used when the
+                engine is made and kept for the engines made after ``close()``.
+                Without them, the engine made so far is returned, whatever its
+                options.
+
         Raises:
+            ValueError: Options that differ from those of the engine made
+                already (``close()`` it first), or ``hide_parameters``,
+                ``connect_args`` or ``url``, which the credentials set.
+            TypeError: An option ``create_engine`` does not know.
             ImportError: The driver's package is not installed; the message names
                 the eventblocks extra (``postgres``, ``mysql``, ``async``) or the
                 package to install.
         """
-        engine: Engine | AsyncEngine = self._engine()
+        engine: Engine | AsyncEngine = self._engine(**create_engine_kwargs)
         return engine
 
     @no_events

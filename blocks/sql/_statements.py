@@ -4,6 +4,7 @@ the operation they perform, and the key of a result that fetch calls page throug
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import TextClause
 
-__all__ = ["Operation", "Parameters", "as_statement", "operation_name", "result_key"]
+__all__ = [
+    "Operation",
+    "Parameters",
+    "as_statement",
+    "connection_info_spelling",
+    "operation_name",
+    "result_key",
+]
 
 Operation = str | Executable
 """A SQL string (bound parameters written ``:name``) or a SQLAlchemy executable."""
@@ -25,14 +33,21 @@ _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/|\()*", re.S)
 _KEYWORD = re.compile(r"[A-Za-z]+")
 
 
+@functools.lru_cache(maxsize=512)
+def _text(sql: str) -> TextClause:
+    # text() parses the string for bind names; a loop runs the same few strings.
+    return sa.text(sql)
+
+
 def as_statement(operation: Operation) -> Executable:
-    """Return ``operation`` as an executable: SQL text is wrapped in ``text()``.
+    """Return ``operation`` as an executable: SQL text is wrapped in ``text()``
+    (made once per distinct string, for the last 512 of them).
 
     Raises:
         TypeError: ``operation`` is neither a string nor an executable.
     """
     if isinstance(operation, str):
-        return sa.text(operation)
+        return _text(operation)
     if isinstance(operation, Executable):
         return operation
     raise TypeError(
@@ -115,3 +130,38 @@ def result_key(
         except Exception:
             statement = ("object", id(operation))
     return (statement, _frozen(parameters), _frozen(dict(options)))
+
+
+def connection_info_spelling(data: Any) -> Any:
+    """Accept prefect-sqlalchemy's ``connection_info`` (a URL or URL parts) and
+    ``connect_args`` as the connector's ``credentials``.
+
+    Raises:
+        ValueError: ``connection_info`` with ``credentials``, or ``connect_args``
+            beside a ``DatabaseCredentials`` block (put them in the block).
+    """
+    if not isinstance(data, Mapping) or "connection_info" not in data:
+        return data
+    data = dict(data)
+    if "credentials" in data:
+        raise ValueError(
+            "give credentials or connection_info (Prefect's name for them), not both"
+        )
+    info = data.pop("connection_info")
+    if isinstance(info, str | sa.URL):
+        info = {
+            "url": info
+            if isinstance(info, str)
+            else info.render_as_string(hide_password=False)
+        }
+    elif isinstance(info, Mapping):
+        info = dict(info)
+    if "connect_args" in data:
+        if not isinstance(info, dict):
+            raise ValueError(
+                "connect_args goes in the DatabaseCredentials block given as "
+                "connection_info"
+            )
+        info["connect_args"] = data.pop("connect_args")
+    data["credentials"] = info
+    return data

@@ -149,8 +149,18 @@ def test_public_names_and_slugs() -> None:
     """The module exports its blocks under their contract slugs and module."""
     import blocks.aws
 
-    assert blocks.aws.__all__ == ["AwsClientParameters", "AwsCredentials", "S3Bucket"]
+    assert blocks.aws.__all__ == [
+        "AwsClientParameters",
+        "AwsCredentials",
+        "ClientType",
+        "MinIOCredentials",
+        "S3Bucket",
+    ]
     assert AwsCredentials.block_type_slug == "aws-credentials"
+    assert blocks.aws.MinIOCredentials.block_type_slug == "minio-credentials"
+    assert blocks.aws.MinIOCredentials.__module__ == "blocks.aws"
+    assert is_instrumented(AwsCredentials.get_s3_client)
+    assert is_instrumented(AwsCredentials.get_secrets_manager_client)
     assert S3Bucket.block_type_slug == "s3-bucket"
     assert S3Bucket.__module__ == "blocks.aws"
     assert is_instrumented(S3Bucket.read_path)
@@ -407,7 +417,7 @@ def test_download_object_to_path(
     assert path.read_bytes() == b"a,b\n"
     assert outcome(events).payload["bytes"] == 4
     monkeypatch.chdir(tmp_path)
-    assert bucket.download_object_to_path("in/orders.csv") == Path("orders.csv")
+    assert bucket.download_object_to_path("in/orders.csv") == tmp_path / "orders.csv"
     assert (tmp_path / "orders.csv").read_bytes() == b"a,b\n"
 
 
