@@ -29,6 +29,7 @@ from typing import Any
 
 from emitters._context import RUN_CONTEXT
 from emitters._emitter import LiveCall
+from emitters._pipeline.binding import Binder
 from emitters._pipeline.pipeline import STATE
 from emitters._pipeline.record import (
     CALL_SOURCE,
@@ -68,7 +69,7 @@ def error_info(exc: BaseException) -> tuple[str, str]:
 
 def _hook_payload(
     hook: PayloadHook,
-    signature: inspect.Signature,
+    binder: Binder,
     instance: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -76,8 +77,7 @@ def _hook_payload(
 ) -> dict[str, Any] | None:
     # A payload hook must never break the call it describes.
     try:
-        bound = signature.bind(instance, *args, **kwargs)
-        bound.apply_defaults()
+        bound = binder.bind(instance, args, kwargs)
         extra = hook(bound, outcome)
         if extra is None:
             return None
@@ -103,14 +103,14 @@ def call_wrapper(
             the outcome event, called on the caller's thread after the call.
     """
     method = function.__name__
-    signature = inspect.signature(function) if hook is not None else None
+    binder = Binder(inspect.signature(function)) if hook is not None else None
     if inspect.isasyncgenfunction(function):
-        return _async_generator_wrapper(method, hook, signature)
+        return _async_generator_wrapper(method, hook, binder)
     if inspect.isgeneratorfunction(function):
-        return _generator_wrapper(method, hook, signature)
+        return _generator_wrapper(method, hook, binder)
     if inspect.iscoroutinefunction(function):
-        return _coroutine_wrapper(method, hook, signature)
-    return _sync_wrapper(method, hook, signature)
+        return _coroutine_wrapper(method, hook, binder)
+    return _sync_wrapper(method, hook, binder)
 
 
 # The sync wrapper, the hot path, does its bookkeeping inline: a helper function
@@ -125,7 +125,7 @@ _otel_get = snapshot_otel_context
 
 
 def _sync_wrapper(
-    method: str, hook: PayloadHook | None, signature: inspect.Signature | None
+    method: str, hook: PayloadHook | None, binder: Binder | None
 ) -> Wrapper:
     # Everything the hot path touches is bound to a closure cell: cheaper than a
     # global lookup on every call.
@@ -160,8 +160,8 @@ def _sync_wrapper(
             active_reset(token)
             extra = None
             if hook is not None:
-                assert signature is not None
-                extra = _hook_payload(hook, signature, instance, args, kwargs, exc)
+                assert binder is not None
+                extra = _hook_payload(hook, binder, instance, args, kwargs, exc)
             info = error_info(exc)
             st.weigh(len(info[1]))
             if live is not None:
@@ -177,8 +177,8 @@ def _sync_wrapper(
                 live.end(None, None)
             st.append((outcome_kind, call, end, None, None))
         else:
-            assert signature is not None
-            extra = _hook_payload(hook, signature, instance, args, kwargs, result)
+            assert binder is not None
+            extra = _hook_payload(hook, binder, instance, args, kwargs, result)
             if live is not None:
                 live.end(None, extra)
             st.append((outcome_kind, call, end, extra, None))
@@ -209,7 +209,7 @@ def _live_start(call: Call, current: bool) -> LiveCall | None:
 def _finish(
     call: Call,
     hook: PayloadHook | None,
-    signature: inspect.Signature | None,
+    binder: Binder | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     result: Any,
@@ -220,9 +220,9 @@ def _finish(
     """Queue the outcome record of a call (coroutines and generators)."""
     end = perf_counter_ns()
     if hook is not None:
-        assert signature is not None
+        assert binder is not None
         outcome = result if error is None else error
-        more = _hook_payload(hook, signature, call_source(call), args, kwargs, outcome)
+        more = _hook_payload(hook, binder, call_source(call), args, kwargs, outcome)
         if more:
             extra = {**(extra or {}), **more}
     info = None if error is None else error_info(error)
@@ -236,7 +236,7 @@ def _finish(
 
 
 def _coroutine_wrapper(
-    method: str, hook: PayloadHook | None, signature: inspect.Signature | None
+    method: str, hook: PayloadHook | None, binder: Binder | None
 ) -> Wrapper:
     st = STATE
 
@@ -256,10 +256,10 @@ def _coroutine_wrapper(
             result = await coro
         except BaseException as exc:
             _active_reset(token)
-            _finish(call, hook, signature, args, kwargs, None, exc, live=live)
+            _finish(call, hook, binder, args, kwargs, None, exc, live=live)
             raise
         _active_reset(token)
-        _finish(call, hook, signature, args, kwargs, result, None, live=live)
+        _finish(call, hook, binder, args, kwargs, result, None, live=live)
         return result
 
     def record_coroutine_call(
@@ -277,7 +277,7 @@ def _coroutine_wrapper(
 
 
 def _generator_wrapper(
-    method: str, hook: PayloadHook | None, signature: inspect.Signature | None
+    method: str, hook: PayloadHook | None, binder: Binder | None
 ) -> Wrapper:
     st = STATE
 
@@ -306,14 +306,12 @@ def _generator_wrapper(
             except StopIteration as stop:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(
-                    call, hook, signature, args, kwargs, stop.value, None, extra, live
-                )
+                _finish(call, hook, binder, args, kwargs, stop.value, None, extra, live)
                 return stop.value
             except BaseException as exc:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
+                _finish(call, hook, binder, args, kwargs, None, exc, extra, live)
                 raise
             _active_reset(token)
             yielded += 1
@@ -327,11 +325,11 @@ def _generator_wrapper(
                 except BaseException as exc:
                     _active_reset(token)
                     extra = {"yielded": yielded}
-                    _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
+                    _finish(call, hook, binder, args, kwargs, None, exc, extra, live)
                     raise
                 _active_reset(token)
                 extra = {"yielded": yielded, "closed_early": True}
-                _finish(call, hook, signature, args, kwargs, None, None, extra, live)
+                _finish(call, hook, binder, args, kwargs, None, None, extra, live)
                 raise
             except BaseException as exc:
                 step, value = gen.throw, exc
@@ -351,7 +349,7 @@ def _generator_wrapper(
 
 
 def _async_generator_wrapper(
-    method: str, hook: PayloadHook | None, signature: inspect.Signature | None
+    method: str, hook: PayloadHook | None, binder: Binder | None
 ) -> Wrapper:
     st = STATE
 
@@ -378,12 +376,12 @@ def _async_generator_wrapper(
             except StopAsyncIteration:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(call, hook, signature, args, kwargs, None, None, extra, live)
+                _finish(call, hook, binder, args, kwargs, None, None, extra, live)
                 return
             except BaseException as exc:
                 _active_reset(token)
                 extra = {"yielded": yielded}
-                _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
+                _finish(call, hook, binder, args, kwargs, None, exc, extra, live)
                 raise
             _active_reset(token)
             yielded += 1
@@ -397,11 +395,11 @@ def _async_generator_wrapper(
                 except BaseException as exc:
                     _active_reset(token)
                     extra = {"yielded": yielded}
-                    _finish(call, hook, signature, args, kwargs, None, exc, extra, live)
+                    _finish(call, hook, binder, args, kwargs, None, exc, extra, live)
                     raise
                 _active_reset(token)
                 extra = {"yielded": yielded, "closed_early": True}
-                _finish(call, hook, signature, args, kwargs, None, None, extra, live)
+                _finish(call, hook, binder, args, kwargs, None, None, extra, live)
                 raise
             except BaseException as exc:
                 step, value = agen.athrow, exc
