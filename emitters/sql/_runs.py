@@ -10,15 +10,18 @@ version gets its summaries built from the stored events when it is opened.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from emitters.sql._tables import (
     EVENT_COLUMNS,
@@ -151,94 +154,103 @@ class Tally:
         return bool(self.runs or self.blocks)
 
 
+_GROUP = itemgetter(6, 5, 4)  # flow run, block type, document name
+_TIME = itemgetter(1)
+_NAME = itemgetter(2)
+
+
 def tally(
-    rows: Iterable[Sequence[Any]],
+    rows: Sequence[Sequence[Any]],
     link_rows: Iterable[Sequence[Any]],
     metas: dict[str, RunMeta],
     new_ids: set[str] | None = None,
 ) -> Tally:
     """Sum up event rows (in ``EVENT_COLUMNS`` order) for the summaries.
 
-    Only rows whose id is in ``new_ids`` count, when it is given. ``link_rows``
-    are rows of ``eventblocks_event_links`` (``LINK_COLUMNS`` order).
+    Only rows whose id is in ``new_ids`` count, when it is given (each once).
+    ``link_rows`` are rows of ``eventblocks_event_links`` (``LINK_COLUMNS``
+    order). A batch is mostly runs of events of one run and one block, which are
+    summed up a group at a time.
     """
+    if new_ids is not None:
+        kept = []
+        for row in rows:
+            if row[0] in new_ids:
+                new_ids.discard(row[0])  # a batch holding an event twice
+                kept.append(row)
+        rows = kept
     out = Tally(metas=metas)
-    runs, blocks = out.runs, out.blocks
-    linked: dict[str, list[tuple[str, str]]] = {}
+    for (run_id, block_type, block_name), group in groupby(rows, _GROUP):
+        chunk = list(group)
+        _add(out, chunk, run_id, block_type, block_name, True)
+    by_id: dict[str, Sequence[Any]] | None = None
     for link in link_rows:
-        if link[4] is not None:
-            linked.setdefault(link[0], []).append((link[4], link[3] or ""))
-    for row in rows:
-        event_id = row[0]
-        if new_ids is not None:
-            if event_id not in new_ids:
-                continue
-            new_ids.discard(event_id)  # a batch holding an event twice counts it once
-        occurred, name = row[1], row[2]
-        started = name.endswith(".started")
-        failed = not started and name.endswith(".failed")
-        error: str | None = None
-        failure: tuple[str, str, str | None] | None = None
-        if failed:
-            error = _error_type(row[11])
-            method = name.rpartition(".")[0].rpartition(".")[2]
-            failure = (block_label(row[3], row[4], row[5])[:512], method[:255], error)
-        run_id = row[6]
-        if run_id is not None:
-            entry = runs.get(run_id)
-            if entry is None:
-                runs[run_id] = [
-                    row[7],
-                    occurred,
-                    occurred,
-                    int(started),
-                    int(failed),
-                    occurred if failed else None,
-                    failure,
-                ]
-            else:
-                if occurred < entry[1]:
-                    entry[1] = occurred
-                if occurred > entry[2]:
-                    entry[2] = occurred
-                if started:
-                    entry[3] += 1
-                elif failed:
-                    entry[4] += 1
-                    if entry[5] is None or occurred < entry[5]:
-                        entry[5], entry[6] = occurred, failure
-        keys: list[tuple[str, str]] = []
-        if row[5] is not None:
-            keys.append((row[5], row[4] or ""))
-        more = linked.get(event_id)
-        if more:
-            keys.extend(k for k in more if k not in keys)
-        run_key = run_id if run_id is not None else _NO_RUN
-        for block_type, block_name in keys:
-            key = (block_type, block_name, run_key)
-            b = blocks.get(key)
-            if b is None:
-                blocks[key] = [
-                    row[7],
-                    occurred,
-                    occurred,
-                    int(started),
-                    int(failed),
-                    occurred if failed else None,
-                    error,
-                ]
-                continue
-            if occurred < b[1]:
-                b[1] = occurred
-            if occurred > b[2]:
-                b[2] = occurred
-            if started:
-                b[3] += 1
-            elif failed:
-                b[4] += 1
-                if b[5] is None or occurred >= b[5]:
-                    b[5], b[6] = occurred, error
+        if link[4] is None:
+            continue
+        if by_id is None:
+            by_id = {row[0]: row for row in rows}
+        event = by_id.get(link[0])
+        if event is None or (
+            event[5] == link[4] and (event[4] or "") == (link[3] or "")
+        ):
+            continue  # not new, or the document is the event's own resource
+        _add(out, [event], event[6], link[4], link[3], False)
     return out
+
+
+def _add(
+    out: Tally,
+    chunk: list[Sequence[Any]],
+    run_id: str | None,
+    block_type: str | None,
+    block_name: str | None,
+    own: bool,
+) -> None:
+    """Add events of one run and one block to the tally (the run's counts only
+    when the events are counted for their own resource)."""
+    times = list(map(_TIME, chunk))
+    first, last = min(times), max(times)
+    started = failed = 0
+    for name, count in Counter(map(_NAME, chunk)).items():
+        if name.endswith(".started"):
+            started += count
+        elif name.endswith(".failed"):
+            failed += count
+    earliest = latest = None
+    if failed:
+        failures = [row for row in chunk if row[2].endswith(".failed")]
+        earliest = min(failures, key=_TIME)
+        latest = max(failures, key=_TIME)
+    if own and run_id is not None:
+        entry = out.runs.get(run_id)
+        if entry is None:
+            out.runs[run_id] = entry = [chunk[0][7], first, last, 0, 0, None, None]
+        else:
+            entry[1] = min(entry[1], first)
+            entry[2] = max(entry[2], last)
+        entry[3] += started
+        entry[4] += failed
+        if earliest is not None and (entry[5] is None or earliest[1] < entry[5]):
+            method = earliest[2].rpartition(".")[0].rpartition(".")[2]
+            entry[5] = earliest[1]
+            entry[6] = (
+                block_label(earliest[3], earliest[4], earliest[5])[:512],
+                method[:255],
+                _error_type(earliest[11]),
+            )
+    if block_type is None:
+        return
+    key = (block_type, block_name or "", run_id if run_id is not None else _NO_RUN)
+    b = out.blocks.get(key)
+    if b is None:
+        out.blocks[key] = b = [chunk[0][7], first, last, 0, 0, None, None]
+    else:
+        b[1] = min(b[1], first)
+        b[2] = max(b[2], last)
+    b[3] += started
+    b[4] += failed
+    if latest is not None and (b[5] is None or latest[1] >= b[5]):
+        b[5], b[6] = latest[1], _error_type(latest[11])
 
 
 def _lesser(backend: str, a: Any, b: Any) -> Any:
@@ -279,13 +291,45 @@ def _upsert(backend: str, table: sa.Table, merge: Any) -> Any:
     raise NotImplementedError(f"run summaries are not kept on {backend}")
 
 
+class _Statement:
+    """An upsert run with a list of rows; on SQLite compiled once to driver SQL,
+    which costs a batch far less than a statement through SQLAlchemy Core."""
+
+    def __init__(self, dialect: Dialect, statement: Any, table: sa.Table) -> None:
+        self._statement = statement
+        self._sql: str | None = None
+        self._order: tuple[str, ...] = ()
+        if dialect.name == "sqlite":
+            compiled = statement.compile(
+                dialect=dialect, column_keys=[c.name for c in table.columns]
+            )
+            if compiled.positiontup is not None:
+                self._sql = compiled.string
+                self._order = tuple(compiled.positiontup)
+
+    def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if self._sql is None:
+            conn.execute(self._statement, rows)
+            return
+        order = self._order
+        params = [tuple(row[key] for key in order) for row in rows]
+        conn.exec_driver_sql(self._sql, params if len(params) > 1 else params[0])
+
+
 class SummaryWriter:
     """Merges a :class:`Tally` into the summary tables, in the caller's
     transaction."""
 
-    def __init__(self, backend: str) -> None:
-        self._runs = _upsert(backend, runs_table, self._merge_run(backend))
-        self._blocks = _upsert(backend, run_blocks_table, self._merge_block(backend))
+    def __init__(self, dialect: Dialect) -> None:
+        backend = dialect.name
+        self._runs = _Statement(
+            dialect, _upsert(backend, runs_table, self._merge_run(backend)), runs_table
+        )
+        self._blocks = _Statement(
+            dialect,
+            _upsert(backend, run_blocks_table, self._merge_block(backend)),
+            run_blocks_table,
+        )
 
     @staticmethod
     def _merge_run(backend: str) -> Any:
@@ -380,10 +424,10 @@ class SummaryWriter:
                         "infrastructure_events": 0,
                     }
                 )
-            conn.execute(self._runs, rows)
+            self._runs(conn, rows)
         if counts.blocks:
-            conn.execute(
-                self._blocks,
+            self._blocks(
+                conn,
                 [
                     {
                         "block_type": key[0],
@@ -425,7 +469,7 @@ def rebuild_summaries(conn: Connection, page: int = 20_000) -> None:
     Events are read in pages by id and summed up as new events are, so a store of
     any size is summed up in bounded memory (but for the links).
     """
-    writer = SummaryWriter(conn.dialect.name)
+    writer = SummaryWriter(conn.dialect)
     conn.execute(runs_table.delete())
     conn.execute(run_blocks_table.delete())
     lc = event_links.c

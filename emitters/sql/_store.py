@@ -113,39 +113,58 @@ class _SqliteInsert:
     """
 
     def __init__(
-        self, table: str, columns: tuple[str, ...], returning: str | None = None
+        self, table: str, columns: tuple[str, ...], key: str | None = None
     ) -> None:
         self._head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         self._row = "(" + ", ".join("?" for _ in columns) + ")"
-        self._returning = f" RETURNING {returning}" if returning else ""
+        self._key = key
         # SQLite before 3.32 allows 999 parameters per statement, later 32766.
         limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
         self._chunk = max(1, min(500, limit // len(columns)))
-        self._sql: dict[int, str] = {}
+        self._sql: dict[tuple[int, bool], str] = {}
 
-    def _statement(self, rows: int) -> str:
-        sql = self._sql.get(rows)
+    def _statement(self, rows: int, returning: bool) -> str:
+        sql = self._sql.get((rows, returning))
         if sql is None:
             values = ", ".join([self._row] * rows)
-            sql = self._sql[rows] = (
-                f"{self._head}{values} ON CONFLICT DO NOTHING{self._returning}"
+            tail = f" RETURNING {self._key}" if returning else ""
+            sql = self._sql[rows, returning] = (
+                f"{self._head}{values} ON CONFLICT DO NOTHING{tail}"
             )
         return sql
 
     def __call__(
-        self, conn: Connection, rows: list[tuple[Any, ...]]
+        self, conn: Connection, rows: list[tuple[Any, ...]], keys: bool = False
     ) -> set[str] | None:
-        """Insert ``rows``; with ``returning``, return the keys really inserted."""
+        """Insert ``rows``.
+
+        Returns:
+            None when every row was inserted; else the keys of those inserted
+            (when the table has a key), which takes a second try with ``keys``:
+            raises :class:`_KeysWanted` the first time.
+        """
         step = self._chunk
-        added: set[str] | None = set() if self._returning else None
+        added: set[str] = set()
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             result = conn.exec_driver_sql(
-                self._statement(len(chunk)), tuple(itertools.chain.from_iterable(chunk))
+                self._statement(len(chunk), keys),
+                tuple(itertools.chain.from_iterable(chunk)),
             )
-            if added is not None:
-                added.update(key for (key,) in result)
-        return added
+            if keys:
+                # From the driver's cursor: SQLAlchemy's rows cost more.
+                cursor = result.cursor
+                assert cursor is not None
+                added.update(itertools.chain.from_iterable(cursor.fetchall()))
+                result.close()
+            elif self._key is not None and result.rowcount != len(chunk):
+                raise _KeysWanted
+        return added if keys else None
+
+
+class _KeysWanted(Exception):
+    """Some rows of a batch were stored already: write it again, learning which
+    were new (rare: a batch delivered twice)."""
 
 
 class _CoreInsert:
@@ -159,7 +178,7 @@ class _CoreInsert:
         self._new_keys = new_keys
 
     def __call__(
-        self, conn: Connection, rows: list[tuple[Any, ...]]
+        self, conn: Connection, rows: list[tuple[Any, ...]], keys: bool = False
     ) -> set[str] | None:
         """Insert ``rows``; for events, return the keys really inserted.
 
@@ -275,7 +294,7 @@ class SQLEventStore(Emitter):
                 stmt = table.insert()
             statements.append(_CoreInsert(stmt, columns, new_keys))
         self._statements = (statements[0], statements[1])
-        self._summaries = SummaryWriter(backend)
+        self._summaries = SummaryWriter(engine.dialect)
         return self._statements
 
     def emit_batch(self, events: Sequence[Event]) -> None:
@@ -306,18 +325,21 @@ class SQLEventStore(Emitter):
         insert_events, insert_links = self._insert_statements(engine)
         summaries = self._summaries
         assert summaries is not None
+        keys = False
         for attempt in range(_BUSY_ATTEMPTS):
             try:
                 with engine.begin() as conn:
-                    added = insert_events(conn, rows)
+                    added = insert_events(conn, rows, keys)
                     if link_rows:
                         insert_links(conn, link_rows)
-                    if added is None or len(added) == len(rows):
+                    if added is not None and len(added) == len(rows):
                         added = None  # every event is new
                     counts = tally(rows, link_rows, runs, added)
                     if counts:
                         summaries.write(conn, counts)
                 return
+            except _KeysWanted:
+                keys = True  # rolled back; once more, learning which are new
             except OperationalError as exc:
                 # SQLite's busy timeout ran out under another process's long write:
                 # wait and try again rather than lose the batch.
