@@ -42,7 +42,12 @@ from emitters._ids import uuid7_from_ns
 from emitters.sql import SQLEventStore
 from emitters.sql._queries import block_clause
 from emitters.sql._runs import rebuild_summaries
-from emitters.sql._tables import EVENT_COLUMNS, LINK_COLUMNS, events_table
+from emitters.sql._tables import (
+    EVENT_COLUMNS,
+    LINK_COLUMNS,
+    event_from_row,
+    events_table,
+)
 
 GOAL_MS = 20.0
 EVENTS_PER_RUN = 100
@@ -201,25 +206,35 @@ def _time(action: Callable[[], object], repeats: int) -> float:
 
 
 def _previous_runs_for_block(store: SQLEventStore, block: str) -> object:
-    """The previous version's query: group the events that involve the block."""
+    """The previous version's queries: group the events that involve the block,
+    then read its failures for each run's last error."""
     t = events_table.c
+    match = block_clause(block)
     with store.engine.connect() as conn:
-        return conn.execute(
+        grouped = conn.execute(
             sa.select(t.flow_run_id, sa.func.min(t.occurred_us), sa.func.count())
-            .where(block_clause(block))
+            .where(match)
             .group_by(t.flow_run_id)
         ).all()
+        failures = conn.execute(
+            sa.select(t.flow_run_id, t.payload)
+            .where(match, t.event.like("%.failed"))
+            .order_by(t.occurred_us.desc(), t.id.desc())
+        ).all()
+        return grouped, failures
 
 
 def _previous_block_events(store: SQLEventStore, block: str) -> object:
+    """The previous version's ``events(block=..., limit=100, order="desc")``."""
     t = events_table.c
     with store.engine.connect() as conn:
-        return conn.execute(
+        rows = conn.execute(
             sa.select(events_table)
             .where(block_clause(block))
             .order_by(t.occurred_us.desc(), t.id.desc())
             .limit(100)
         ).all()
+        return [event_from_row(row) for row in rows]
 
 
 def measure(events: int, repeats: int) -> dict[str, Any]:

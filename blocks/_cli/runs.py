@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -94,7 +93,7 @@ def run_json(run: RunSummary) -> dict[str, Any]:
 
 def _grid(*columns: tuple[str, str, int | None]) -> Table:
     """A borderless table that fits 80 columns: (header, justify, max width)."""
-    grid = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    grid = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
     for header, justify, width in columns:
         grid.add_column(
             header,
@@ -150,7 +149,7 @@ def list_runs(
         return
     grid = _grid(
         ("id", "left", 8),
-        ("name", "left", 18),
+        ("name", "left", 16),
         ("started UTC", "left", 11),
         ("took", "right", 6),
         ("calls", "right", 5),

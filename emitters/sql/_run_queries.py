@@ -120,7 +120,7 @@ def find_run(conn: Connection, ref: str) -> RunSummary:
         return summary_from_row(named[0])
     if ambiguous:
         parts = [
-            f"as a {kind} it matches {'more than ' if len(rows) > _SHOWN else ''}"
+            f"the {kind} matches {'more than ' if len(rows) > _SHOWN else ''}"
             f"{min(len(rows), _SHOWN)} runs: {_describe(rows)}"
             for kind, rows in ambiguous
         ]
