@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -295,3 +297,28 @@ def test_type_ls_lists_the_built_in_types_on_a_fresh_home(tmp_path: Path) -> Non
     assert by_slug["s3-bucket"]["class_path"] == "blocks.aws:S3Bucket"
     table = _cli("type", "ls", home=tmp_path / "fresh").stdout
     assert "s3-bucket (built-in)" in table
+
+
+def test_runs_ls_says_when_events_were_lost(
+    story: dict[str, Any], tmp_path: Path
+) -> None:
+    """A run whose summary counts lost events says "N lost" in the listing."""
+    home = tmp_path / "copy"
+    home.mkdir()
+    for name in ("eventblocks.db", "eventblocks.db-wal"):
+        if (story["home"] / name).exists():
+            shutil.copy(story["home"] / name, home / name)
+    with sqlite3.connect(home / "eventblocks.db") as db:
+        db.execute(
+            "UPDATE eventblocks_runs SET events_lost = 3 WHERE id = ?", (story["ok"],)
+        )
+        db.execute(
+            "UPDATE eventblocks_runs SET events_lost = 2 WHERE id = ?", (story["bad"],)
+        )
+    lines = _cli("runs", "ls", home=home).stdout.splitlines()
+    ok_line = next(line for line in lines if uuid.UUID(story["ok"]).hex[-8:] in line)
+    bad_line = next(line for line in lines if uuid.UUID(story["bad"]).hex[-8:] in line)
+    assert ok_line.rstrip().endswith("3 lost")
+    assert "KeyError; 2 lost" in bad_line
+    listed = {r["id"]: r for r in _json("runs", "ls", home=home)}
+    assert listed[story["ok"]]["events_lost"] == 3
