@@ -17,7 +17,7 @@ import sys
 import threading
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from blocks._errors import BlockDefinitionError, BlockNotFoundError
 
@@ -29,6 +29,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "block_class",
     "class_path",
+    "entry_point_types",
     "register_file",
     "register_module",
     "register_type",
@@ -124,6 +125,28 @@ def register_file(path: str | Path) -> list[type[Block]]:
         sys.modules.pop(module_name, None)
         raise
     return _defined_in(module_name)
+
+
+def entry_point_types() -> dict[str, type[Block]]:
+    """Return the block types that installed packages declare, by slug.
+
+    These are the types of the ``eventblocks.blocks`` entry points (the SDK's own
+    among them): usable without ``eventblocks register``.
+    """
+    _load_entry_points()
+    modules = tuple(entry.value.partition(":")[0] for entry in _entry_points())
+    return {
+        slug: cls
+        for slug, cls in registered_types().items()
+        if any(
+            cls.__module__ == module or cls.__module__.startswith(module + ".")
+            for module in modules
+        )
+    }
+
+
+def _entry_points() -> list[Any]:
+    return list(entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _load_entry_points() -> None:

@@ -25,6 +25,7 @@ from emitters._pipeline.pipeline import (
 )
 from emitters._redact import MASK, protect_logger, redact_text
 from emitters._settings import database_url, home
+from emitters.sql._runs import short_id as run_short_id
 
 __all__ = [
     "EVENTS_OFF_AT_IMPORT",
@@ -43,4 +44,5 @@ __all__ = [
     "prepare",
     "protect_logger",
     "redact_text",
+    "run_short_id",
 ]

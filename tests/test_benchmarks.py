@@ -118,3 +118,26 @@ def test_fetch_benchmark_reports_its_ratios() -> None:
     ratios = result["ratios"]
     assert isinstance(ratios, dict)
     assert set(ratios) == {"connector_vs_raw", "again_vs_raw"}
+
+
+def test_runs_benchmark_reports_every_query_and_ratio() -> None:
+    """bench_runs.py --quick fills a store, builds summaries, times each query."""
+    result = _run("bench_runs.py", "--quick", "--repeats", "1")
+    assert result["events"] == 20_000
+    assert result["runs"] == 200
+    assert result["runs_stored"] == 200
+    assert result["runs_for_block_rows"] > 0
+    assert result["events_block_rows"] == 100
+    ms = result["median_ms"]
+    assert isinstance(ms, dict)
+    assert {
+        "runs_ls",
+        "runs_for_block",
+        "events_block_limit_100",
+        "previous_runs_for_block",
+        "previous_events_block_limit_100",
+    } <= set(ms)
+    assert all(isinstance(v, float) and v > 0 for v in ms.values())
+    ratios = result["ratios"]
+    assert isinstance(ratios, dict)
+    assert ratios["runs_ls_vs_goal"] == ms["runs_ls"] / 20.0

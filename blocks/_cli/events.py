@@ -32,10 +32,14 @@ from blocks._cli.output import (
     table,
     when,
 )
+from blocks._cli.types import unknown_type
+from blocks._documents.operations import not_found_error
+from blocks._documents.store import DocumentStore
+from blocks._registry import registered_types
 from emitters import Event
 from emitters.sql import CallRecord, SQLEventStore
 
-__all__ = ["events_app", "parse_duration"]
+__all__ = ["events_app", "parse_duration", "query_store", "record_json"]
 
 events_app = typer.Typer(
     name="events",
@@ -89,7 +93,8 @@ def _store() -> Iterator[SQLEventStore]:
         ) from None
 
 
-def _query(action: Callable[[SQLEventStore], T]) -> T:
+def query_store(action: Callable[[SQLEventStore], T]) -> T:
+    """Run ``action`` on the home event store; a database error is one line."""
     with _store() as store:
         return action(store)
 
@@ -132,7 +137,12 @@ def list_events(
         typer.Option("--block", help="Only events of this block: SLUG/NAME."),
     ] = None,
     flow_run: Annotated[
-        str | None, typer.Option("--flow-run", help="Only events of this flow run id.")
+        str | None,
+        typer.Option(
+            "--flow-run",
+            metavar="RUN",
+            help="Only events of this run: id, short id, id prefix or name.",
+        ),
     ] = None,
     name: Annotated[
         str | None,
@@ -152,10 +162,13 @@ def list_events(
 ) -> None:
     """List the latest stored events, oldest of them first."""
     age = parse_duration(since) if since is not None else None
-    found = _query(
+    run_id = None
+    if flow_run is not None:
+        run_id = query_store(lambda store: store.find_run(flow_run).id)
+    found = query_store(
         lambda store: store.events(
             block=block,
-            flow_run=flow_run,
+            flow_run=run_id,
             name=name,
             failed=True if failed else None,
             since=age,
@@ -184,6 +197,16 @@ def list_events(
     out.print(grid)
 
 
+def _require_document(block: str) -> None:
+    """Raise when ``block`` names no saved document (nor type), naming close ones."""
+    slug, _, name = block.partition("/")
+    store = DocumentStore()
+    if store.get_type(slug) is None and slug not in registered_types():
+        raise unknown_type(store, slug)
+    if name and name not in store.document_names(slug):
+        raise not_found_error(store, slug, name)
+
+
 def block_runs(
     block: Annotated[
         str,
@@ -194,7 +217,9 @@ def block_runs(
     as_json: JsonOption = False,
 ) -> None:
     """List the flow runs that used a block document, and how its calls ended."""
-    summaries = _query(lambda store: store.runs_for_block(block))
+    summaries = query_store(lambda store: store.runs_for_block(block))
+    if not summaries:
+        _require_document(block)
     if as_json:
         print_json(
             [
@@ -235,7 +260,8 @@ def block_runs(
     out.print(grid)
 
 
-def _record_json(record: CallRecord, first_failure: bool) -> dict[str, Any]:
+def record_json(record: CallRecord, first_failure: bool) -> dict[str, Any]:
+    """Return a call of a run's timeline as the ``--json`` outputs print it."""
     data = asdict(record)
     data["started"] = iso(record.started)
     data["first_failure"] = first_failure
@@ -245,15 +271,21 @@ def _record_json(record: CallRecord, first_failure: bool) -> dict[str, Any]:
 def run_timeline(
     flow_run: Annotated[
         str,
-        typer.Option("--flow-run", help="The flow run id.", show_default=False),
+        typer.Option(
+            "--flow-run",
+            metavar="RUN",
+            help="The run: id, short id, id prefix or name (the latest of it).",
+            show_default=False,
+        ),
     ],
     as_json: JsonOption = False,
 ) -> None:
     """Show a flow run's calls in the order they started; mark the first failure."""
-    records = _query(lambda store: store.timeline(flow_run))
+    flow_run = query_store(lambda store: store.find_run(flow_run).id)
+    records = query_store(lambda store: store.timeline(flow_run))
     first = next((r.event_id for r in records if r.outcome == "failed"), None)
     if as_json:
-        print_json([_record_json(r, r.event_id == first) for r in records])
+        print_json([record_json(r, r.event_id == first) for r in records])
         return
     out = console()
     if not records:

@@ -24,6 +24,7 @@ from emitters._sdk import MASK
 
 __all__ = [
     "block_field_class",
+    "class_description",
     "describe_from_class",
     "describe_from_schema",
     "takes_text",
@@ -119,7 +120,8 @@ def _default(info: FieldInfo, secret: bool) -> Any:
     return to_jsonable_python(info.default, fallback=repr)
 
 
-def _description(cls: type) -> str:
+def class_description(cls: type) -> str:
+    """Return the first paragraph of the class's own docstring, on one line."""
     # The class's own docstring only: inherited ones describe the base class.
     own = cls.__dict__.get("__doc__")
     doc = inspect.cleandoc(own) if isinstance(own, str) else ""
@@ -152,7 +154,7 @@ def describe_from_class(
         "slug": cls.block_type_slug,
         "name": cls.__name__,
         "class_path": class_path(cls),
-        "description": _description(cls),
+        "description": class_description(cls),
         "source": "class",
         "registered": stored is not None,
         "checksum": described["checksum"],
@@ -232,7 +234,7 @@ def describe_from_schema(stored: TypeRecord, latest: SchemaRecord) -> dict[str, 
 def _stored_description(stored: TypeRecord) -> str:
     # The stored description is inspect.getdoc(cls), which a class without a
     # docstring of its own inherits from Block: it describes the base, not the type.
-    return "" if stored.description == _description(Block) else stored.description
+    return "" if stored.description == class_description(Block) else stored.description
 
 
 def type_summary(stored: TypeRecord, documents: int) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from blocks._cli.output import (
     table,
 )
 from blocks._cli.type_info import (
+    class_description,
     describe_from_class,
     describe_from_schema,
     type_summary,
@@ -32,6 +33,7 @@ from blocks._errors import BlockError, BlockNotFoundError
 from blocks._registry import (
     block_class,
     class_path,
+    entry_point_types,
     register_file,
     register_module,
     registered_types,
@@ -140,25 +142,53 @@ def register(
     out.print(grid)
 
 
+def _builtin_summary(cls: type[Block]) -> dict[str, Any]:
+    return {
+        "slug": cls.block_type_slug,
+        "name": cls.__name__,
+        "class_path": class_path(cls),
+        "description": class_description(cls),
+        "documents": 0,
+        "created": None,
+        "updated": None,
+    }
+
+
 @type_app.command("ls")
 def type_ls(json_output: JsonOption = False) -> None:
-    """List the block types recorded in the database."""
+    """List the block types: the installed (built-in) ones and those recorded."""
     store = DocumentStore()
-    rows = [type_summary(t, store.count_documents(t.slug)) for t in store.list_types()]
+    installed = entry_point_types()
+    rows: dict[str, dict[str, Any]] = {}
+    for t in store.list_types():
+        rows[t.slug] = {
+            **type_summary(t, store.count_documents(t.slug)),
+            "built_in": t.slug in installed,
+            "registered": True,
+        }
+    for slug, cls in installed.items():
+        if slug not in rows:
+            rows[slug] = {
+                **_builtin_summary(cls),
+                "built_in": True,
+                "registered": False,
+            }
+    listed = [rows[slug] for slug in sorted(rows)]
     if json_output:
-        print_json(rows)
+        print_json(listed)
         return
     out = console()
-    if not rows:
+    if not listed:
         out.print(
             "No block types are registered; add some with 'eventblocks register'."
         )
         return
     grid = table("Slug", "Class", "Documents", "Description")
-    for row in rows:
+    for row in listed:
+        slug = row["slug"] + (" (built-in)" if row["built_in"] else "")
         grid.add_row(
             *cells(
-                row["slug"],
+                slug,
                 row["class_path"],
                 str(row["documents"]),
                 row["description"],

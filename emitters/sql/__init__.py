@@ -2,9 +2,16 @@
 
 With nothing configured, events go to this store on the home database (SQLite in
 ``EVENTBLOCKS_HOME``, or ``EVENTBLOCKS_DATABASE_URL``), so ``eventblocks events``
-shows what a script just did. PostgreSQL and MySQL/MariaDB work by URL.
+shows what a script just did. PostgreSQL and MySQL/MariaDB work by URL. The store
+keeps a summary of each flow run (:class:`RunSummary`) as its events are written.
 """
 
-from emitters.sql._store import BlockRunSummary, CallRecord, SQLEventStore
+from emitters.sql._store import (
+    BlockRunSummary,
+    CallRecord,
+    RunFailure,
+    RunSummary,
+    SQLEventStore,
+)
 
-__all__ = ["BlockRunSummary", "CallRecord", "SQLEventStore"]
+__all__ = ["BlockRunSummary", "CallRecord", "RunFailure", "RunSummary", "SQLEventStore"]

@@ -18,14 +18,23 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from emitters.sql._tables import event_links, events_table, from_micros, to_micros
+from emitters.sql._runs import block_label
+from emitters.sql._tables import (
+    event_links,
+    events_table,
+    from_micros,
+    run_blocks_table,
+    to_micros,
+)
 
 __all__ = [
     "BlockRunSummary",
     "CallRecord",
     "Moment",
     "block_clause",
+    "block_events",
     "event_filters",
+    "like_pattern",
     "moment_micros",
     "parse_block",
     "runs_for_block",
@@ -78,6 +87,8 @@ class CallRecord:
         error_type: The exception's qualified class name, when it failed.
         error_message: Its message (secrets masked), when it failed.
         caller: The ``started`` event id of the call that made this one, if any.
+        task_run_id: The task run the call was made in, if any.
+        task_run_name: That task run's name.
     """
 
     event_id: str
@@ -89,6 +100,8 @@ class CallRecord:
     error_type: str | None
     error_message: str | None
     caller: str | None
+    task_run_id: str | None = None
+    task_run_name: str | None = None
 
 
 def parse_block(block: str) -> tuple[str, str | None]:
@@ -127,7 +140,7 @@ def moment_micros(value: Moment, argument: str) -> int:
     )
 
 
-def _like(pattern: str) -> str:
+def like_pattern(pattern: str) -> str:
     """Translate a glob (``*``, ``?``) into a LIKE pattern with ``\\`` escapes."""
     out = []
     for char in pattern:
@@ -176,7 +189,7 @@ def event_filters(
     if name is not None:
         if not name:
             raise ValueError("name must be a non-empty glob such as 'block.*.failed'")
-        where.append(t.event.like(_like(name), escape="\\"))
+        where.append(t.event.like(like_pattern(name), escape="\\"))
     if failed is True:
         where.append(t.event.like("%.failed"))
     elif failed is False:
@@ -188,72 +201,107 @@ def event_filters(
     return where
 
 
-def _error_type(payload_json: str) -> str | None:
-    error = json.loads(payload_json).get("error")
-    if isinstance(error, dict) and isinstance(error.get("type"), str):
-        return str(error["type"])
-    return None
-
-
 def runs_for_block(conn: Connection, block: str) -> list[BlockRunSummary]:
-    """Group the events that involved ``block`` by flow run, oldest use first."""
-    t = events_table.c
-    match = block_clause(block)
-    is_started = sa.case((t.event.like("%.started"), 1), else_=0)
-    is_failed = sa.case((t.event.like("%.failed"), 1), else_=0)
+    """Return the runs that used ``block``, oldest use first, from their summaries."""
+    slug, name = parse_block(block)
+    b = run_blocks_table.c
+    where = [b.block_type == slug]
+    if name is not None:
+        where.append(b.name == name)
     grouped = conn.execute(
         sa.select(
-            t.flow_run_id,
-            sa.func.max(t.flow_run_name),
-            sa.func.min(t.occurred_us),
-            sa.func.max(t.occurred_us),
-            sa.func.sum(is_started),
-            sa.func.sum(is_failed),
+            b.run_id,
+            sa.func.max(b.run_name),
+            sa.func.min(b.first_us),
+            sa.func.max(b.last_us),
+            sa.func.sum(b.calls),
+            sa.func.sum(b.failures),
         )
-        .where(match)
-        .group_by(t.flow_run_id)
+        .where(*where)
+        .group_by(b.run_id)
     ).all()
-    last_errors: dict[str | None, str | None] = {}
-    failures = conn.execute(
-        sa.select(t.flow_run_id, t.payload)
-        .where(match, t.event.like("%.failed"))
-        .order_by(t.occurred_us.desc(), t.id.desc())
-    )
-    for run_id, payload in failures:
-        if run_id not in last_errors:
-            last_errors[run_id] = _error_type(payload)
+    last_errors: dict[str, tuple[int, str | None]] = {}
+    if any(failed for *_, failed in grouped):
+        for run_key, at, error in conn.execute(
+            sa.select(b.run_id, b.last_error_us, b.last_error_type).where(
+                *where, b.last_error_us.is_not(None)
+            )
+        ):
+            if run_key not in last_errors or at >= last_errors[run_key][0]:
+                last_errors[run_key] = (at, error)
     summaries = [
         BlockRunSummary(
-            flow_run_id=run_id,
+            flow_run_id=run_key or None,
             flow_run_name=run_name,
             first_used=from_micros(first),
             last_used=from_micros(last),
             calls=int(calls or 0),
             failures=int(failed or 0),
-            last_error_type=last_errors.get(run_id),
+            last_error_type=last_errors.get(run_key, (0, None))[1],
         )
-        for run_id, run_name, first, last, calls, failed in grouped
+        for run_key, run_name, first, last, calls, failed in grouped
         # Outside any flow run, only calls count: a document saved or loaded by
         # a script is not a use worth a row.
-        if run_id is not None or calls
+        if run_key or calls
     ]
     summaries.sort(key=lambda s: (s.first_used, s.flow_run_id or ""))
     return summaries
 
 
+def block_events(
+    conn: Connection,
+    block: str,
+    where: list[sa.ColumnElement[bool]],
+    limit: int | None,
+    descending: bool,
+) -> list[Any]:
+    """Return the rows of events that involved ``block``, in time order.
+
+    Two indexed reads, each stopping at ``limit``: the events whose resource is
+    the document, and those where it is a related ``nested-block``; then merged.
+    """
+    slug, name = parse_block(block)
+    t, links = events_table.c, event_links.c
+
+    def ordered(time: Any, key: Any) -> tuple[Any, Any]:
+        return (time.desc(), key.desc()) if descending else (time, key)
+
+    own = sa.select(events_table).where(t.block_type == slug, *where)
+    linked = (
+        sa.select(events_table)
+        .join(event_links, links.event_id == t.id)
+        .where(links.block_type == slug, *where)
+    )
+    if name is not None:
+        own = own.where(t.resource_name == name)
+        linked = linked.where(links.name == name)
+    own = own.order_by(*ordered(t.occurred_us, t.id))
+    linked = linked.order_by(*ordered(links.occurred_us, links.event_id))
+    if limit is not None:
+        own, linked = own.limit(limit), linked.limit(limit)
+    rows = {row.id: row for row in conn.execute(own)}
+    for row in conn.execute(linked):
+        rows.setdefault(row.id, row)
+    merged = sorted(
+        rows.values(), key=lambda r: (r.occurred_us, r.id), reverse=descending
+    )
+    return merged if limit is None else merged[:limit]
+
+
 def _block_label(row: Any) -> str:
-    if row.block_type:
-        if row.resource_name and row.resource_id.startswith("block-document."):
-            return f"{row.block_type}/{row.resource_name}"
-        return str(row.block_type)
-    return str(row.resource_id)
+    return block_label(row.resource_id, row.resource_name, row.block_type)
 
 
-def _caller(related_json: str) -> str | None:
+def _caller_and_task(related_json: str) -> tuple[str | None, str | None, str | None]:
+    caller = task_id = task_name = None
     for related in json.loads(related_json):
-        if related.get("role") == "caller":
-            return str(related["id"]).removeprefix("event.")
-    return None
+        role = related.get("role")
+        if role == "caller" and caller is None:
+            caller = str(related["id"]).removeprefix("event.")
+        elif role == "task-run" and task_id is None:
+            task_id = str(related["id"]).removeprefix("task-run.")
+            task_name = related.get("name")
+    return caller, task_id, task_name
 
 
 def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
@@ -313,6 +361,7 @@ def _record(row: Any, method: str, started: Any, outcome: Any) -> CallRecord:
     else:
         start = from_micros(outcome.occurred_us - round((duration or 0.0) * 1000))
         event_id = str(UUID(hex=outcome.id))
+    caller, task_id, task_name = _caller_and_task(row.related)
     return CallRecord(
         event_id=event_id,
         block=_block_label(row),
@@ -322,5 +371,7 @@ def _record(row: Any, method: str, started: Any, outcome: Any) -> CallRecord:
         outcome=state,
         error_type=error_type,
         error_message=error_message,
-        caller=_caller(row.related),
+        caller=caller,
+        task_run_id=task_id,
+        task_run_name=task_name,
     )

@@ -40,22 +40,41 @@ from emitters.sql._queries import (
     BlockRunSummary,
     CallRecord,
     Moment,
+    block_events,
     event_filters,
     moment_micros,
     parse_block,
 )
 from emitters.sql._queries import runs_for_block as _runs_for_block
 from emitters.sql._queries import timeline as _timeline
+from emitters.sql._run_queries import find_run, get_run, list_runs
+from emitters.sql._runs import (
+    RunFailure,
+    RunSummary,
+    SummaryWriter,
+    rebuild_summaries,
+    summaries_missing,
+    tally,
+)
 from emitters.sql._tables import (
     RowEncoder,
+    RunMeta,
     event_from_row,
     event_links,
     events_table,
     metadata,
+    run_blocks_table,
+    runs_table,
     upgrade_event_tables,
 )
 
-__all__ = ["BlockRunSummary", "CallRecord", "SQLEventStore"]
+__all__ = [
+    "BlockRunSummary",
+    "CallRecord",
+    "RunFailure",
+    "RunSummary",
+    "SQLEventStore",
+]
 
 # URLs whose tables exist in this process.
 _ready: set[str] = set()
@@ -81,6 +100,8 @@ def _refused_data(exc: StatementError) -> bool:
 def _create_tables(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
     upgrade_event_tables(conn)
+    if summaries_missing(conn):
+        rebuild_summaries(conn)
 
 
 class _SqliteInsert:
@@ -91,42 +112,99 @@ class _SqliteInsert:
     queueing for the GIL behind the threads that produce events.
     """
 
-    def __init__(self, table: str, columns: tuple[str, ...]) -> None:
+    def __init__(
+        self, table: str, columns: tuple[str, ...], key: str | None = None
+    ) -> None:
         self._head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         self._row = "(" + ", ".join("?" for _ in columns) + ")"
+        self._key = key
         # SQLite before 3.32 allows 999 parameters per statement, later 32766.
         limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
         self._chunk = max(1, min(500, limit // len(columns)))
-        self._sql: dict[int, str] = {}
+        self._sql: dict[tuple[int, bool], str] = {}
 
-    def _statement(self, rows: int) -> str:
-        sql = self._sql.get(rows)
+    def _statement(self, rows: int, returning: bool) -> str:
+        sql = self._sql.get((rows, returning))
         if sql is None:
             values = ", ".join([self._row] * rows)
-            sql = self._sql[rows] = f"{self._head}{values} ON CONFLICT DO NOTHING"
+            tail = f" RETURNING {self._key}" if returning else ""
+            sql = self._sql[rows, returning] = (
+                f"{self._head}{values} ON CONFLICT DO NOTHING{tail}"
+            )
         return sql
 
-    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def __call__(
+        self, conn: Connection, rows: list[tuple[Any, ...]], keys: bool = False
+    ) -> set[str] | None:
+        """Insert ``rows``.
+
+        Returns:
+            None when every row was inserted; else the keys of those inserted
+            (when the table has a key), which takes a second try with ``keys``:
+            raises :class:`_KeysWanted` the first time.
+        """
         step = self._chunk
+        added: set[str] = set()
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            conn.exec_driver_sql(
-                self._statement(len(chunk)), tuple(itertools.chain.from_iterable(chunk))
+            result = conn.exec_driver_sql(
+                self._statement(len(chunk), keys),
+                tuple(itertools.chain.from_iterable(chunk)),
             )
+            if keys:
+                # From the driver's cursor: SQLAlchemy's rows cost more.
+                cursor = result.cursor
+                assert cursor is not None
+                added.update(itertools.chain.from_iterable(cursor.fetchall()))
+                result.close()
+            elif self._key is not None and result.rowcount != len(chunk):
+                raise _KeysWanted
+        return added if keys else None
+
+
+class _KeysWanted(Exception):
+    """Some rows of a batch were stored already: write it again, learning which
+    were new (rare: a batch delivered twice)."""
 
 
 class _CoreInsert:
     """An insert through SQLAlchemy Core, for the other databases."""
 
-    def __init__(self, statement: Any, columns: tuple[str, ...]) -> None:
+    def __init__(
+        self, statement: Any, columns: tuple[str, ...], new_keys: str | None = None
+    ) -> None:
         self._statement = statement
         self._columns = columns
+        self._new_keys = new_keys
 
-    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def __call__(
+        self, conn: Connection, rows: list[tuple[Any, ...]], keys: bool = False
+    ) -> set[str] | None:
+        """Insert ``rows``; for events, return the keys really inserted.
+
+        PostgreSQL says which rows it inserted (``RETURNING``). MySQL cannot with
+        ``ON DUPLICATE KEY``: the keys already stored are read first, in the same
+        transaction (a copy of the batch written at that very moment by another
+        connection may then be counted twice in the run summaries).
+        """
         columns = self._columns
-        conn.execute(
-            self._statement, [dict(zip(columns, r, strict=True)) for r in rows]
-        )
+        params = [dict(zip(columns, r, strict=True)) for r in rows]
+        if self._new_keys == "returning":
+            return set(conn.execute(self._statement, params).scalars())
+        if self._new_keys == "select":
+            ids = [r[0] for r in rows]
+            t = events_table.c
+            stored: set[str] = set()
+            for start in range(0, len(ids), 1000):
+                stored.update(
+                    conn.execute(
+                        sa.select(t.id).where(t.id.in_(ids[start : start + 1000]))
+                    ).scalars()
+                )
+            conn.execute(self._statement, params)
+            return {i for i in ids if i not in stored}
+        conn.execute(self._statement, params)
+        return None
 
 
 class SQLEventStore(Emitter):
@@ -156,6 +234,7 @@ class SQLEventStore(Emitter):
         self._encoder = RowEncoder()
         self._write_lock = threading.Lock()
         self._statements: tuple[Any, Any] | None = None
+        self._summaries: SummaryWriter | None = None
 
     @property
     def display_url(self) -> str:
@@ -196,18 +275,25 @@ class SQLEventStore(Emitter):
         statements: list[Any] = []
         for table, key in ((events_table, "id"), (event_links, "event_id")):
             columns = tuple(c.name for c in table.columns)
+            events = table is events_table
             if backend == "sqlite":
-                statements.append(_SqliteInsert(table.name, columns))
+                returning = "id" if events else None
+                statements.append(_SqliteInsert(table.name, columns, returning))
                 continue
+            new_keys: str | None = None
             if backend == "postgresql":
                 stmt: Any = postgresql.insert(table).on_conflict_do_nothing()
+                if events:
+                    stmt, new_keys = stmt.returning(table.c.id), "returning"
             elif backend in ("mysql", "mariadb"):
                 stmt = mysql.insert(table)
                 stmt = stmt.on_duplicate_key_update({key: stmt.inserted[key]})
+                new_keys = "select" if events else None
             else:
                 stmt = table.insert()
-            statements.append(_CoreInsert(stmt, columns))
+            statements.append(_CoreInsert(stmt, columns, new_keys))
         self._statements = (statements[0], statements[1])
+        self._summaries = SummaryWriter(engine.dialect)
         return self._statements
 
     def emit_batch(self, events: Sequence[Event]) -> None:
@@ -220,26 +306,39 @@ class SQLEventStore(Emitter):
         if not events:
             return
         with self._write_lock:
-            rows, link_rows = self._encoder.rows(events)
+            rows, link_rows, runs = self._encoder.rows(events)
         try:
-            self._write(rows, link_rows)
+            self._write(rows, link_rows, runs)
         except StatementError as exc:
             if not _refused_data(exc) or len(rows) == 1:
                 raise
-            self._write_one_by_one(rows, link_rows)
+            self._write_one_by_one(rows, link_rows, runs)
 
     def _write(
-        self, rows: list[tuple[Any, ...]], link_rows: list[tuple[Any, ...]]
+        self,
+        rows: list[tuple[Any, ...]],
+        link_rows: list[tuple[Any, ...]],
+        runs: dict[str, RunMeta],
     ) -> None:
         engine = self.engine
         insert_events, insert_links = self._insert_statements(engine)
+        summaries = self._summaries
+        assert summaries is not None
+        keys = False
         for attempt in range(_BUSY_ATTEMPTS):
             try:
                 with engine.begin() as conn:
-                    insert_events(conn, rows)
+                    added = insert_events(conn, rows, keys)
                     if link_rows:
                         insert_links(conn, link_rows)
+                    if added is not None and len(added) == len(rows):
+                        added = None  # every event is new
+                    counts = tally(rows, link_rows, runs, added)
+                    if counts:
+                        summaries.write(conn, counts)
                 return
+            except _KeysWanted:
+                keys = True  # rolled back; once more, learning which are new
             except OperationalError as exc:
                 # SQLite's busy timeout ran out under another process's long write:
                 # wait and try again rather than lose the batch.
@@ -248,7 +347,10 @@ class SQLEventStore(Emitter):
                 time.sleep(0.05 * 2**attempt * (1 + random.random()))
 
     def _write_one_by_one(
-        self, rows: list[tuple[Any, ...]], link_rows: list[tuple[Any, ...]]
+        self,
+        rows: list[tuple[Any, ...]],
+        link_rows: list[tuple[Any, ...]],
+        runs: dict[str, RunMeta],
     ) -> None:
         """Store each event in a transaction of its own, so that one the database
         refuses costs only itself."""
@@ -258,7 +360,7 @@ class SQLEventStore(Emitter):
         refused: list[str] = []
         for done, row in enumerate(rows):
             try:
-                self._write([row], links.get(row[0], []))
+                self._write([row], links.get(row[0], []), runs)
             except StatementError as exc:
                 if not _refused_data(exc):
                     # The database went away: what was stored so far counts.
@@ -318,7 +420,7 @@ class SQLEventStore(Emitter):
         ):
             raise ValueError(f"limit must be a positive integer or None, not {limit!r}")
         where = event_filters(
-            block=block,
+            block=None,
             resource_id=resource_id,
             flow_run=flow_run,
             name=name,
@@ -332,6 +434,11 @@ class SQLEventStore(Emitter):
             if order == "asc"
             else (t.occurred_us.desc(), t.id.desc())
         )
+        if block is not None:
+            parse_block(block)
+            with self._reading() as conn:
+                rows = block_events(conn, block, where, limit, order == "desc")
+                return [event_from_row(row) for row in rows]
         query = sa.select(events_table).where(*where).order_by(*ordering)
         if limit is not None:
             query = query.limit(limit)
@@ -367,8 +474,77 @@ class SQLEventStore(Emitter):
         with self._reading() as conn:
             return _timeline(conn, flow_run_id.removeprefix("flow-run."))
 
+    def runs(
+        self,
+        *,
+        name: str | None = None,
+        failed: bool | None = None,
+        since: Moment | None = None,
+        source: str | None = None,
+        limit: int | None = 50,
+    ) -> list[RunSummary]:
+        """Return the stored flow runs, the latest started first.
+
+        Reads the run summaries that the store keeps as events are written, never
+        the events themselves.
+
+        Args:
+            name: A glob on the run name, such as ``nightly-*``.
+            failed: True keeps runs with a failed call; False runs without one.
+            since: Runs that started from this moment (an aware datetime, or a
+                timedelta ago).
+            source: Runs from this source: ``eventblocks``, ``prefect``,
+                ``airflow`` or ``environment``.
+            limit: At most this many runs (None: all of them).
+
+        Raises:
+            ValueError: An argument is malformed; the message names it.
+        """
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValueError(f"limit must be a positive integer or None, not {limit!r}")
+        if name is not None and not name:
+            raise ValueError("name must be a non-empty glob such as 'nightly-*'")
+        since_us = None if since is None else moment_micros(since, "since")
+        with self._reading() as conn:
+            return list_runs(
+                conn,
+                name=name,
+                failed=failed,
+                since_us=since_us,
+                source=source,
+                limit=limit,
+            )
+
+    def run(self, run_id: str) -> RunSummary | None:
+        """Return the summary of the flow run with this exact id, or None."""
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"run_id must be a run id, not {run_id!r}")
+        with self._reading() as conn:
+            return get_run(conn, run_id.removeprefix("flow-run."))
+
+    def find_run(self, ref: str) -> RunSummary:
+        """Return the flow run that ``ref`` names, as people name runs.
+
+        ``ref`` is a full run id, the short id that listings show (the last 8
+        characters of the id), a unique prefix of the id of at least 6
+        characters, or a run name (then the latest run of that name).
+
+        Raises:
+            LookupError: No run matches, or the id part matches several runs;
+                the message says what was tried and names the candidates.
+        """
+        if not isinstance(ref, str):
+            raise ValueError(f"ref must be a string, not {type(ref).__name__}")
+        with self._reading() as conn:
+            return find_run(conn, ref)
+
     def prune(self, older_than: Moment) -> int:
         """Delete events that occurred before ``older_than``; return how many.
+
+        The summary of a run (and of a block's use in it) goes with its last
+        event; a run partly pruned keeps its summary as it was.
 
         Args:
             older_than: An aware datetime, or a timedelta (``timedelta(days=30)``
@@ -380,4 +556,8 @@ class SQLEventStore(Emitter):
         with self.engine.begin() as conn:
             conn.execute(event_links.delete().where(event_links.c.event_id.in_(old)))
             result = conn.execute(events_table.delete().where(t.occurred_us < cutoff))
+            conn.execute(runs_table.delete().where(runs_table.c.last_us < cutoff))
+            conn.execute(
+                run_blocks_table.delete().where(run_blocks_table.c.last_us < cutoff)
+            )
             return int(result.rowcount or 0)

@@ -12,7 +12,7 @@ is an indexed lookup rather than a scan of the JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -27,11 +27,15 @@ __all__ = [
     "EVENT_COLUMNS",
     "LINK_COLUMNS",
     "RowEncoder",
+    "RunMeta",
     "event_from_row",
     "event_links",
     "events_table",
     "from_micros",
     "metadata",
+    "run_blocks_table",
+    "run_meta",
+    "runs_table",
     "to_micros",
     "upgrade_event_tables",
 ]
@@ -67,7 +71,9 @@ events_table = sa.Table(
     sa.Index("ix_eventblocks_events_occurred", "occurred_us"),
     sa.Index("ix_eventblocks_events_flow_run", "flow_run_id", "occurred_us"),
     sa.Index("ix_eventblocks_events_resource", "resource_id", "occurred_us"),
-    sa.Index("ix_eventblocks_events_block", "block_type", "resource_name"),
+    sa.Index(
+        "ix_eventblocks_events_block_time", "block_type", "resource_name", "occurred_us"
+    ),
     **_MYSQL_TABLE,
 )
 
@@ -79,8 +85,56 @@ event_links = sa.Table(
     sa.Column("role", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(255), nullable=True),
     sa.Column("block_type", sa.String(BLOCK_TYPE_LENGTH), nullable=True),
-    sa.Index("ix_eventblocks_event_links_block", "block_type", "name"),
+    sa.Column("occurred_us", sa.BigInteger, nullable=True),
+    sa.Index(
+        "ix_eventblocks_event_links_block_time", "block_type", "name", "occurred_us"
+    ),
     sa.Index("ix_eventblocks_event_links_resource", "resource_id"),
+    **_MYSQL_TABLE,
+)
+
+# One row per flow run, kept up to date as its events are written (see _runs.py).
+runs_table = sa.Table(
+    "eventblocks_runs",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("short_id", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("labels", _Json, nullable=False),
+    sa.Column("first_us", sa.BigInteger, nullable=False),
+    sa.Column("last_us", sa.BigInteger, nullable=False),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("failure_block", sa.String(512), nullable=True),
+    sa.Column("failure_method", sa.String(255), nullable=True),
+    sa.Column("failure_error_type", sa.String(255), nullable=True),
+    sa.Column("failure_us", sa.BigInteger, nullable=True),
+    sa.Column("events_lost", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column(
+        "infrastructure_events", sa.BigInteger, nullable=False, server_default="0"
+    ),
+    sa.Index("ix_eventblocks_runs_started", "first_us"),
+    sa.Index("ix_eventblocks_runs_name", "name", "first_us"),
+    sa.Index("ix_eventblocks_runs_short_id", "short_id"),
+    **_MYSQL_TABLE,
+)
+
+# How each flow run used each block document: one row per (block type, document
+# name, run), "" standing for no name and for no run.
+run_blocks_table = sa.Table(
+    "eventblocks_run_blocks",
+    metadata,
+    sa.Column("block_type", sa.String(BLOCK_TYPE_LENGTH), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("run_id", sa.String(255), primary_key=True),
+    sa.Column("run_name", sa.String(255), nullable=True),
+    sa.Column("first_us", sa.BigInteger, nullable=False),
+    sa.Column("last_us", sa.BigInteger, nullable=False),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("last_error_type", sa.String(255), nullable=True),
+    sa.Column("last_error_us", sa.BigInteger, nullable=True),
     **_MYSQL_TABLE,
 )
 
@@ -92,14 +146,56 @@ _MICRO = timedelta(microseconds=1)
 _LINKED_ROLES = frozenset({"nested-block"})
 
 
+# Indexes that earlier versions made and the current ones replace.
+_OLD_INDEXES = {
+    events_table.name: ("ix_eventblocks_events_block",),
+    event_links.name: ("ix_eventblocks_event_links_block",),
+}
+
+
 def upgrade_event_tables(conn: Connection) -> None:
-    """Bring tables created by an earlier version to the current column types.
+    """Bring tables created by an earlier version up to date.
 
     Earlier versions held flow run ids of 64 characters at most and, on MySQL and
-    MariaDB, JSON of 64 kB in the database's default character set. Each change
-    is made only where the table still has the old type, so this is cheap to run
-    whenever the store opens a database.
+    MariaDB, JSON of 64 kB in the database's default character set; their links
+    had no time, and their indexes did not serve a block's latest events. Each
+    change is made only where the table still has the old form, so this is cheap
+    to run whenever the store opens a database.
     """
+    _upgrade_types(conn)
+    _upgrade_links_and_indexes(conn)
+
+
+def _upgrade_links_and_indexes(conn: Connection) -> None:
+    inspector = sa.inspect(conn)
+    link_columns = {c["name"] for c in inspector.get_columns(event_links.name)}
+    if "occurred_us" not in link_columns:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {event_links.name} ADD COLUMN occurred_us BIGINT NULL"
+        )
+        links, events = event_links.c, events_table.c
+        conn.execute(
+            event_links.update()
+            .where(links.occurred_us.is_(None))
+            .values(
+                occurred_us=sa.select(events.occurred_us)
+                .where(events.id == links.event_id)
+                .scalar_subquery()
+            )
+        )
+    mysql_like = conn.dialect.name in ("mysql", "mariadb")
+    for table in (events_table, event_links):
+        present = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        for old in _OLD_INDEXES[table.name]:
+            if old in present:
+                on = f" ON {table.name}" if mysql_like else ""
+                conn.exec_driver_sql(f"DROP INDEX {old}{on}")
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(conn)
+
+
+def _upgrade_types(conn: Connection) -> None:
     backend = conn.dialect.name
     if backend == "sqlite":  # SQLite enforces neither lengths nor TEXT sizes
         return
@@ -161,6 +257,20 @@ def _block_type(labels: dict[str, str]) -> str | None:
     return slug
 
 
+RunMeta = tuple[str | None, str, str]
+"""A flow run as its events name it: its name, source and labels (JSON)."""
+
+
+def run_meta(name: str | None, labels: Mapping[str, str]) -> RunMeta:
+    """Return a flow run's name, source and labels (without ``source``) as stored.
+
+    Runs whose events carry no ``source`` label were made by ``flow_run()``.
+    """
+    own = dict(labels)
+    source = own.pop("source", None) or "eventblocks"
+    return name, source[:64], json.dumps(own, separators=(",", ":"), sort_keys=True)
+
+
 def _related_json(related: Sequence[RelatedResource]) -> str:
     return json.dumps(
         [
@@ -185,7 +295,10 @@ class RowEncoder:
     def __init__(self) -> None:
         self._resources: dict[int, tuple[Resource, tuple[Any, ...]]] = {}
         self._related: dict[
-            int, tuple[tuple[RelatedResource, ...], tuple[Any, ...], list[Any]]
+            int,
+            tuple[
+                tuple[RelatedResource, ...], tuple[Any, ...], list[Any], RunMeta | None
+            ],
         ] = {}
 
     def _resource_parts(self, resource: Resource) -> tuple[Any, ...]:
@@ -206,36 +319,43 @@ class RowEncoder:
 
     def _related_parts(
         self, related: tuple[RelatedResource, ...]
-    ) -> tuple[tuple[Any, ...], list[Any]]:
+    ) -> tuple[tuple[Any, ...], list[Any], RunMeta | None]:
         hit = self._related.get(id(related))
         if hit is not None and hit[0] is related:
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         flow_run = flow_run_name = None
+        meta: RunMeta | None = None
         links: list[tuple[str, str, str | None, str | None]] = []
         for r in related:
             if r.role == "flow-run" and flow_run is None:
                 flow_run = r.id.removeprefix("flow-run.")
                 flow_run_name = r.name
+                meta = run_meta(r.name, r.labels)
             elif r.role in _LINKED_ROLES:
                 links.append((r.id, r.role, r.name, _block_type(r.labels)))
         parts = (flow_run, flow_run_name, _related_json(related))
         if len(self._related) >= self._MAX:
             self._related.clear()
-        self._related[id(related)] = (related, parts, links)
-        return parts, links
+        self._related[id(related)] = (related, parts, links, meta)
+        return parts, links, meta
 
     def rows(
         self, events: Iterable[Event]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Return the event rows and link rows for ``events``, in column order."""
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, RunMeta]]:
+        """Return the event rows and link rows for ``events``, in column order, and
+        what the events say about each flow run they belong to."""
         rows: list[tuple[Any, ...]] = []
         link_rows: list[tuple[Any, ...]] = []
+        runs: dict[str, RunMeta] = {}
         resource_parts, related_parts = self._resource_parts, self._related_parts
         dumps, epoch, micro = json.dumps, _EPOCH, _MICRO
         for event in events:
             rid, rname, block_type, labels = resource_parts(event.resource)
-            (flow_run, run_name, related), links = related_parts(event.related)
+            (flow_run, run_name, related), links, meta = related_parts(event.related)
+            if meta is not None and flow_run not in runs:
+                runs[flow_run] = meta
             event_id = event.id.hex
+            occurred = (event.occurred - epoch) // micro
             payload = event.payload
             if not payload:
                 payload_json = "{}"
@@ -248,7 +368,7 @@ class RowEncoder:
             rows.append(
                 (
                     event_id,
-                    (event.occurred - epoch) // micro,
+                    occurred,
                     event.event,
                     rid,
                     rname,
@@ -262,8 +382,8 @@ class RowEncoder:
                 )
             )
             for link in links:
-                link_rows.append((event_id, *link))
-        return rows, link_rows
+                link_rows.append((event_id, *link, occurred))
+        return rows, link_rows, runs
 
 
 def event_from_row(row: Any) -> Event:

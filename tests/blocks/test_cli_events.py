@@ -202,17 +202,17 @@ def test_since_rejects_what_is_not_a_duration(
 
 
 def test_bad_block_and_empty_results_are_clear(story: dict[str, Any]) -> None:
-    """A malformed --block is one error line; an unknown name says nothing matched."""
+    """A malformed --block, a document or a run that does not exist: one error line."""
     bad = _cli("events", "runs", "--block", "Not A Block", home=story["home"])
     assert bad.returncode == 1
     assert bad.stderr.startswith("Error: block must be")
     assert "Traceback" not in bad.stderr
     none = _cli("events", "runs", "--block", "ledger/other", home=story["home"])
-    assert none.returncode == 0
-    assert "No stored event involves ledger/other" in none.stdout
+    assert none.returncode == 1
+    assert "There is no ledger document named 'other'" in none.stderr
     empty = _cli("events", "timeline", "--flow-run", "nope", home=story["home"])
-    assert empty.returncode == 0
-    assert "No calls stored for flow run nope" in empty.stdout
+    assert empty.returncode == 1
+    assert "No run matches 'nope'" in empty.stderr
     missing = _cli("events", "runs", home=story["home"])
     assert missing.returncode == 2
     assert "--block" in missing.stderr

@@ -201,11 +201,11 @@ class _LosesItsDatabase(SQLEventStore):
         super().__init__(url)
         self.writes = 0
 
-    def _write(self, rows: list[Any], link_rows: list[Any]) -> None:
+    def _write(self, rows: list[Any], *rest: Any) -> None:
         self.writes += 1
         if self.writes == self.fail_at:
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-        super()._write(rows, link_rows)
+        super()._write(rows, *rest)
 
 
 def test_losing_the_database_one_by_one_counts_what_was_stored(tmp_path: Path) -> None:
