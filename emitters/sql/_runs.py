@@ -130,6 +130,19 @@ def block_label(
     return resource_id
 
 
+# What the pipeline sends when it had to drop events (emitters._pipeline).
+_LOST = "pipeline.events-lost"
+
+
+def _lost_count(payload_json: str | None) -> int:
+    """The ``lost`` count of a ``pipeline.events-lost`` event's payload."""
+    try:
+        lost = json.loads(payload_json or "{}").get("lost")
+    except (ValueError, AttributeError):
+        return 0
+    return lost if isinstance(lost, int) and lost > 0 else 0
+
+
 def _error_type(payload_json: str | None) -> str | None:
     if not payload_json:
         return None
@@ -210,12 +223,14 @@ def _add(
     when the events are counted for their own resource)."""
     times = list(map(_TIME, chunk))
     first, last = min(times), max(times)
-    started = failed = 0
+    started = failed = lost = 0
     for name, count in Counter(map(_NAME, chunk)).items():
         if name.endswith(".started"):
             started += count
         elif name.endswith(".failed"):
             failed += count
+        elif name == _LOST:
+            lost += sum(_lost_count(row[11]) for row in chunk if row[2] == _LOST)
     earliest = latest = None
     if failed:
         failures = [row for row in chunk if row[2].endswith(".failed")]
@@ -224,12 +239,13 @@ def _add(
     if own and run_id is not None:
         entry = out.runs.get(run_id)
         if entry is None:
-            out.runs[run_id] = entry = [chunk[0][7], first, last, 0, 0, None, None]
+            out.runs[run_id] = entry = [chunk[0][7], first, last, 0, 0, None, None, 0]
         else:
             entry[1] = min(entry[1], first)
             entry[2] = max(entry[2], last)
         entry[3] += started
         entry[4] += failed
+        entry[7] += lost
         if earliest is not None and (entry[5] is None or earliest[1] < entry[5]):
             method = earliest[2].rpartition(".")[0].rpartition(".")[2]
             entry[5] = earliest[1]
@@ -351,6 +367,7 @@ class SummaryWriter:
                 (old.last_us, _greater(backend, old.last_us, new.last_us)),
                 (old.calls, old.calls + new.calls),
                 (old.failures, old.failures + new.failures),
+                (old.events_lost, old.events_lost + new.events_lost),
                 *(
                     (
                         getattr(old, column),
@@ -401,7 +418,7 @@ class SummaryWriter:
         """Merge ``counts`` into the summaries."""
         if counts.runs:
             rows = []
-            for run_id, (name, first, last, calls, fails, f_us, f) in sorted(
+            for run_id, (name, first, last, calls, fails, f_us, f, lost) in sorted(
                 counts.runs.items()
             ):
                 meta = counts.metas.get(run_id) or run_meta(name, {})
@@ -420,7 +437,7 @@ class SummaryWriter:
                         "failure_method": f[1] if f else None,
                         "failure_error_type": f[2] if f else None,
                         "failure_us": f_us,
-                        "events_lost": 0,
+                        "events_lost": lost,
                         "infrastructure_events": 0,
                     }
                 )
