@@ -13,7 +13,7 @@ import threading
 import time
 from uuid import UUID, SafeUUID
 
-__all__ = ["IdSequence", "new_uuid7", "uuid7_from_ns"]
+__all__ = ["IdSequence", "new_uuid7", "run_short_id", "uuid7_from_ns"]
 
 _VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
 _RAND_B_MASK = (1 << 62) - 1
@@ -80,3 +80,12 @@ def uuid7_from_ns(unix_ns: int) -> UUID:
 def new_uuid7() -> UUID:
     """Return a new UUIDv7 for the current time."""
     return uuid7_from_ns(time.time_ns())
+
+
+def run_short_id(run_id: str) -> str:
+    """Return the part of a run id shown in listings: the last 8 characters (of
+    the hex digits, for a UUID), where UUIDv7 ids of one minute differ."""
+    try:
+        return UUID(run_id).hex[-8:]
+    except ValueError:
+        return run_id[-8:]

@@ -16,6 +16,7 @@ from emitters._engine import (
     mask_url,
     prepare,
 )
+from emitters._ids import run_short_id
 from emitters._pipeline.build import SourceInfo
 from emitters._pipeline.calls import PayloadHook, call_wrapper, error_info
 from emitters._pipeline.pipeline import (
@@ -25,7 +26,6 @@ from emitters._pipeline.pipeline import (
 )
 from emitters._redact import MASK, protect_logger, redact_text
 from emitters._settings import database_url, home
-from emitters.sql._runs import short_id as run_short_id
 
 __all__ = [
     "EVENTS_OFF_AT_IMPORT",

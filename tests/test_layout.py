@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -125,20 +126,30 @@ def test_package_inits_only_reexport(init: str) -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel pip builds from the repository, as a user's install would."""
+    """The wheel pip builds from a clean copy of the repository, as a user's
+    install would (a build folder left in the work tree could hold stale modules)."""
+    source = tmp_path_factory.mktemp("source") / "eventblocks"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            ".ci-venv",
+            "build",
+            "dist",
+            "site",
+            "__pycache__",
+            "*.egg-info",
+            ".mypy_cache",
+            ".ruff_cache",
+            ".pytest_cache",
+        ),
+    )
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q"]
+        + ["-w", str(out), str(source)],
         check=True,
         capture_output=True,
         timeout=300,

@@ -270,11 +270,14 @@ class MinIOCredentials(AwsClients, Block):
     ``get_s3_client``...), so an ``S3Bucket`` takes either.
 
     Example:
-        >>> MinIOCredentials(
+        >>> from blocks.aws import MinIOCredentials
+        >>> minio = MinIOCredentials(
         ...     minio_root_user="minio",
         ...     minio_root_password="minio-password",
         ...     aws_client_parameters={"endpoint_url": "http://127.0.0.1:9000"},
         ... )
+        >>> minio.minio_root_password
+        SecretStr('**********')
 
     Secret: ``minio_root_password``, as ``aws_secret_access_key`` is.
 

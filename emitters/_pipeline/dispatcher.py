@@ -124,6 +124,8 @@ class Dispatcher:
         self._requested = 0
         self._served = 0
         self._stopping = False
+        # Set by the exit hook: deliver what can be delivered, wait for no one.
+        self.exiting = False
         # Losses (dropped or failed) counted at the end of the last flush.
         self._losses_at_flush = 0
         self.thread = threading.Thread(
@@ -218,8 +220,13 @@ class Dispatcher:
             full = [w for w in self.workers if not w.has_room()]
             if not full:
                 return
+            # At exit the time is short: a sink that stopped moving holds up
+            # the others for a quarter of it at most.
+            patience = _STALLED_S
+            if self.exiting:
+                patience = min(patience, self.config.exit_timeout / 4)
             if len(full) < len(self.workers) and all(
-                w.stalled_for() > _STALLED_S for w in full
+                w.stalled_for() > patience for w in full
             ):
                 return  # the others go on; the stalled ones drop their share
             full[0].wait_for_room(0.05)

@@ -390,6 +390,7 @@ def _at_exit() -> None:
     timeout = dispatcher.config.exit_timeout
     deadline = time.monotonic() + timeout
     STATE.enabled = False
+    dispatcher.exiting = True
     dispatcher.flush(timeout)
     closed = dispatcher.stop(max(0.0, deadline - time.monotonic()))
     totals = _PIPELINE.stats()
@@ -397,7 +398,7 @@ def _at_exit() -> None:
     if not closed or queued:
         logger.warning(
             "eventblocks could not deliver every event and close every sink within "
-            "exit_timeout=%.1fs at exit (%d events still queued)",
+            "%.1fs at exit (%d events still queued; exit_timeout sets the time)",
             timeout,
             queued,
         )

@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
+from emitters._ids import run_short_id as short_id
 from emitters.sql._tables import (
     EVENT_COLUMNS,
     RunMeta,
@@ -108,15 +108,6 @@ class RunSummary:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "duration", self.last_event - self.started)
-
-
-def short_id(run_id: str) -> str:
-    """Return the part of a run id shown in listings: the last 8 characters (of
-    the hex digits, for a UUID)."""
-    try:
-        return UUID(run_id).hex[-8:]
-    except ValueError:
-        return run_id[-8:]
 
 
 def block_label(
