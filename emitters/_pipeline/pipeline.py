@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -95,6 +96,7 @@ class _Pipeline:
             STATE.live = _live_hook(config.emitters)
             self.current, self.config = dispatcher, config
             STATE.enabled = config.enabled
+            _exit_through_multiprocessing()
             if old is not None:
                 if stop_old:
                     # Sinks the new configuration keeps stay open.
@@ -355,8 +357,17 @@ def remove_tap(tap: list[Event]) -> None:
                 return
 
 
+# The process that ran the exit hook; a second run (atexit after multiprocessing's
+# own exit function) does nothing.
+_exited_pid: int | None = None
+
+
 def _at_exit() -> None:
     # Deliver what is queued, then close the sinks, all within exit_timeout.
+    global _exited_pid
+    if _exited_pid == os.getpid():
+        return
+    _exited_pid = os.getpid()
     dispatcher = _PIPELINE.current
     if dispatcher is None:
         return
@@ -373,11 +384,49 @@ def _at_exit() -> None:
         )
 
 
+# The process whose multiprocessing finalizers run the exit hook already, and
+# whether multiprocessing re-registers it in the children it forks (inherited
+# through fork, like the registration itself).
+_finalizer_pid: int | None = None
+_after_forker_registered = False
+
+
+def _exit_through_multiprocessing() -> None:
+    """Have a multiprocessing child run the exit hook before it ends.
+
+    Such a child (fork, forkserver; ``ProcessPoolExecutor`` workers too) ends with
+    ``os._exit()``, which skips ``atexit``; multiprocessing runs its finalizers
+    just before, so the hook is registered as one. A child started by fork
+    clears the finalizers it inherited, then calls its after-fork hooks: one of
+    them registers the exit hook again. In the main process multiprocessing runs
+    its finalizers from ``atexit``; the hook runs once all the same.
+    """
+    global _after_forker_registered
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _finalizer_pid == os.getpid():
+        return
+    _register_finalizer(util)
+    if not _after_forker_registered:
+        _after_forker_registered = True
+        util.register_after_fork(_at_exit, _after_multiprocessing_fork)
+
+
+def _register_finalizer(util: Any) -> None:
+    global _finalizer_pid
+    _finalizer_pid = os.getpid()
+    util.Finalize(None, _at_exit, exitpriority=100)
+
+
+def _after_multiprocessing_fork(_hook: object) -> None:
+    _register_finalizer(sys.modules["multiprocessing.util"])
+
+
 def _after_fork_in_child() -> None:
     # The parent's threads do not exist in the child, and its locks may be held by
     # them: start a fresh pipeline with the same configuration and fresh counters,
     # without the parent's queued records.
-    global _PIPELINE
+    global _PIPELINE, _exited_pid
+    _exited_pid = None
     config = _PIPELINE.config
     _PIPELINE = _Pipeline()
     if config is not None:
