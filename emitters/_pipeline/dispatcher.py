@@ -24,9 +24,12 @@ from emitters._pipeline.delivery import SinkWorker, throttle
 from emitters._processors import DropEvent, Processor
 from emitters._redact import redact_text
 
-__all__ = ["Config", "Dispatcher", "OnFull"]
+__all__ = ["CLOSE_GRACE_S", "Config", "Dispatcher", "OnFull"]
 
 OnFull = Literal["drop_oldest", "drop_newest"]
+
+CLOSE_GRACE_S = 0.5
+"""Seconds every sink's ``close()`` gets at least, even once the timeout ran out."""
 
 
 def _count_value(counter: itertools.count[int]) -> int:
@@ -115,6 +118,7 @@ class Dispatcher:
         self._requested = 0
         self._served = 0
         self._stopping = False
+        self.left_open: list[str] = []
         self.thread = threading.Thread(
             target=self._run, name="eventblocks-dispatcher", daemon=True
         )
@@ -251,8 +255,29 @@ class Dispatcher:
             ok = marker.wait(remaining) and marker.ok and ok
         return ok
 
+    def begin_exit(self, deadline: float) -> None:
+        """Tell each sink that can hear it (``_exit_by``) that the end is near."""
+        for worker in self.workers:
+            hook = getattr(worker.emitter, "_exit_by", None)
+            if hook is None:
+                continue
+            try:
+                hook(deadline)
+            except Exception as exc:
+                throttle.warn(
+                    f"exit:{worker.name}",
+                    "emitter %r failed to prepare for the exit: %s",
+                    worker.name,
+                    type(exc).__name__,
+                )
+
     def stop(self, timeout: float, keep: frozenset[int] = frozenset()) -> bool:
-        """Stop the threads and close the sinks, except those whose id is in keep."""
+        """Stop the threads and close the sinks, except those whose id is in keep.
+
+        Every sink's ``close()`` runs on a thread of its own, all at once, and
+        is waited for until the timeout (and at least ``CLOSE_GRACE_S``): one
+        that blocks is left behind, named in :attr:`left_open`.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             self._stopping = True
@@ -260,14 +285,26 @@ class Dispatcher:
         self.thread.join(max(0.0, deadline - time.monotonic()))
         ok = not self.thread.is_alive()
         for worker in self.workers:
-            ok = (
-                worker.shutdown(
-                    max(0.0, deadline - time.monotonic()),
-                    close_sink=id(worker.emitter) not in keep,
-                )
-                and ok
-            )
+            worker.close()
+        for worker in self.workers:
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            ok = ok and not worker.thread.is_alive()
+        closing = [
+            (worker, worker.close_sink())
+            for worker in self.workers
+            if id(worker.emitter) not in keep
+        ]
+        close_by = max(deadline, time.monotonic() + CLOSE_GRACE_S)
+        for worker, thread in closing:
+            thread.join(max(0.0, close_by - time.monotonic()))
+            if thread.is_alive():
+                self.left_open.append(worker.name)
+                ok = False
         return ok
+
+    def left_behind(self) -> dict[str, int]:
+        """Events each sink still had in its backlog (for the exit's warning)."""
+        return {w.name: w.pending for w in self.workers if w.pending}
 
     def _build_one_by_one(self, records: list[Record]) -> list[Event]:
         """Build each record alone, so that one that cannot be built costs only

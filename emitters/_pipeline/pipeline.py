@@ -310,6 +310,7 @@ def shutdown(timeout: float = 5.0) -> bool:
         if dispatcher is None:
             return True
         deadline = time.monotonic() + timeout
+        dispatcher.begin_exit(deadline)
         ok = dispatcher.flush(timeout)
         STATE.enabled = False
         ok = dispatcher.stop(max(0.0, deadline - time.monotonic())) and ok
@@ -374,13 +375,19 @@ def _at_exit() -> None:
     timeout = dispatcher.config.exit_timeout
     deadline = time.monotonic() + timeout
     STATE.enabled = False
+    dispatcher.begin_exit(deadline)
     delivered = dispatcher.flush(timeout)
+    left = dispatcher.left_behind()
     closed = dispatcher.stop(max(0.0, deadline - time.monotonic()))
     if not (delivered and closed):
         logger.warning(
             "eventblocks could not deliver every event and close every sink within "
-            "%.1fs at exit",
+            "%.1fs at exit%s%s",
             timeout,
+            "".join(
+                f"; {name!r} left {n} events undelivered" for name, n in left.items()
+            ),
+            "".join(f"; {name!r} did not close" for name in dispatcher.left_open),
         )
 
 
