@@ -4,8 +4,7 @@ Everything here runs on the sink's own worker thread (see
 :mod:`emitters._pipeline.delivery`); the caller of a block method never waits for it. A
 batch is retried with exponential backoff and jitter while the endpoint answers
 408, 429 or 5xx or cannot be reached. With a spool (:mod:`emitters.http._spool`) the
-batch is written there after its first failed attempt, before any wait, and
-retried from there; when the retries run out it stays, and the emitter counts the
+batch is written there after its first failed attempt, and the emitter counts the
 endpoint as down: until the next probe is due, new batches go straight to the
 spool behind the older ones. The first send that succeeds replays the spool,
 oldest first, before anything new.
@@ -120,10 +119,12 @@ class HttpEmitter(Emitter):
     at least once: receivers deduplicate by event id.
 
     With ``spool_dir``, a batch whose first attempt failed is written to that
-    folder before its retries, so an exit or a kill meanwhile loses nothing; if
-    the retries run out it stays there and is sent, oldest first, before anything
-    newer once the endpoint answers again. An emitter started later on the same
-    folder and URL sends what an earlier process left there. The folder holds at
+    folder at once and the endpoint counted down; later batches join it there
+    until a probe (with backoff) finds the endpoint up, and then the spool is
+    sent, oldest first, before anything newer. At exit nothing is retried: what
+    is left gets one attempt within the exit's time, then goes to the spool. An
+    emitter started later on the same folder and URL sends what an earlier
+    process left there. The folder holds at
     most ``max_spool_bytes``; batches that do not fit are dropped and counted.
     Without ``spool_dir`` a batch whose retries ran out is reported failed.
 
@@ -136,7 +137,8 @@ class HttpEmitter(Emitter):
         url: The endpoint, ``http://`` or ``https://``.
         headers: Extra request headers, such as ``Authorization``.
         spool_dir: A folder for batches that could not be sent; None: no spool.
-        timeout: Seconds one request may take (connect, write, read each).
+        timeout: Seconds one whole request may take: connect, send and the
+            whole answer (a body over ``MAX_RESPONSE_BYTES`` fails it).
         max_retries: Retries after the first attempt before giving up on a batch.
         backoff: The first retry's delay in seconds; it doubles with each retry.
         max_backoff: The longest delay between two attempts, ``Retry-After``
