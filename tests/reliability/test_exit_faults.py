@@ -376,3 +376,53 @@ def test_a_blocking_close_and_a_pipe_nobody_reads_cannot_hold_the_exit(
     # The warning says what was left: the sinks that did not close.
     assert "'StuckClose' did not close" in done.stderr
     assert "'FileEmitter'" in done.stderr
+
+
+FULL_DISK_CHILD = """
+import json, os, resource, signal, sys
+from emitters import configure, emit_event, flush, stats
+from emitters.file import FileEmitter
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+path = os.path.join(os.environ["EVENTBLOCKS_HOME"], "events.jsonl")
+configure(emitters=[FileEmitter(path, max_bytes=None)], batch_size=7)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, hard))  # the disk is full
+for i in range(400):
+    emit_event("tick", {"id": "clock"}, payload={"i": i})
+flush(10)
+full = stats()
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # room again
+for i in range(400, 500):
+    emit_event("tick", {"id": "clock"}, payload={"i": i})
+flush(10)
+print(json.dumps({"full": full, "after": stats()}))
+"""
+
+
+def test_a_full_disk_leaves_whole_lines_and_exact_counts(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE mid-batch: whole lines only, delivered = lines, then recovery."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTBLOCKS_")}
+    env.update(EVENTBLOCKS_HOME=str(tmp_path), EVENTBLOCKS_EMITTERS="none")
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FULL_DISK_CHILD)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    full, after = report["full"], report["after"]
+    raw = (tmp_path / "events.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    lines = [Event.model_validate_json(line) for line in raw.split(b"\n")[:-1]]
+    written = [line.payload["i"] for line in lines]
+    # While full: some lines went in, the rest counted failed, nothing twice.
+    assert 0 < full["delivered"]["FileEmitter"] < 400
+    assert full["delivered"]["FileEmitter"] + full["failed"]["FileEmitter"] == 400
+    # Every line parses (none glued to a half line), and the count is exact.
+    assert len(written) == after["delivered"]["FileEmitter"]
+    assert written[-100:] == list(range(400, 500))
+    assert written[:-100] == list(range(full["delivered"]["FileEmitter"]))
