@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 __all__ = ["database_url", "home"]
 
 
@@ -25,4 +27,6 @@ def database_url() -> str:
     configured = os.environ.get("EVENTBLOCKS_DATABASE_URL", "").strip()
     if configured:
         return configured
-    return f"sqlite:///{home() / 'eventblocks.db'}"
+    # Built, not formatted: a home with "?", "#" or "%XX" in it is still a path.
+    path = str(home() / "eventblocks.db")
+    return URL.create("sqlite", database=path).render_as_string(hide_password=False)

@@ -117,6 +117,7 @@ class Dispatcher:
         self._cond = threading.Condition()
         self._requested = 0
         self._served = 0
+        self._timed_out = 0  # the last drain request that timed out
         self._stopping = False
         self.left_open: list[str] = []
         self.thread = threading.Thread(
@@ -224,10 +225,17 @@ class Dispatcher:
 
     # -- control -----------------------------------------------------------------
 
-    def drain_wait(self, timeout: float | None) -> bool:
-        """Wait until every record queued before this call went through dispatch."""
+    def drain_wait(self, timeout: float | None, *, unless_stuck: bool = False) -> bool:
+        """Wait until every record queued before this call went through dispatch.
+
+        With ``unless_stuck``, return False at once while the dispatcher has not
+        yet served a wait that timed out before (a processor or a build that
+        hangs): the caller pays the timeout once, not on every call.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            if unless_stuck and self._served < self._timed_out:
+                return False
             self._requested += 1
             target = self._requested
         self._wake.set()
@@ -237,6 +245,7 @@ class Dispatcher:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    self._timed_out = max(self._timed_out, target)
                     return False
                 self._cond.wait(remaining if remaining is not None else 0.5)
         return True

@@ -290,11 +290,17 @@ def flush(timeout: float | None = 5.0) -> bool:
     return dispatcher.flush(timeout) if dispatcher is not None else True
 
 
-def drain(timeout: float | None = 5.0) -> bool:
-    """Wait until every event emitted so far went through dispatch (not the sinks)."""
+def drain(timeout: float | None = 5.0, *, unless_stuck: bool = False) -> bool:
+    """Wait until every event emitted so far went through dispatch (not the sinks).
+
+    With ``unless_stuck``, return False at once while an earlier wait that timed
+    out is still not served (see ``Dispatcher.drain_wait``).
+    """
     ensure_configured()
     dispatcher = _PIPELINE.current
-    return dispatcher.drain_wait(timeout) if dispatcher is not None else True
+    if dispatcher is None:
+        return True
+    return dispatcher.drain_wait(timeout, unless_stuck=unless_stuck)
 
 
 def shutdown(timeout: float = 5.0) -> bool:
