@@ -14,6 +14,7 @@ from emitters._engine import (
     DatabaseURLError,
     engine_for,
     mask_url,
+    max_statement_bytes,
     prepare,
 )
 from emitters._pipeline.build import SourceInfo
@@ -40,6 +41,7 @@ __all__ = [
     "error_info",
     "home",
     "mask_url",
+    "max_statement_bytes",
     "prepare",
     "protect_logger",
     "redact_text",
