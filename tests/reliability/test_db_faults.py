@@ -168,8 +168,6 @@ def test_a_document_larger_than_the_packet_size_names_the_limit(
 ) -> None:
     """A 17 MiB document on MariaDB: a clear error naming max_allowed_packet."""
     with pytest.raises(BlockStoreError, match=r"max_allowed_packet = \d+ bytes"):
-        Note(text="y" * (17 * 1024 * 1024)).save(
-            "big", store=DocumentStore(store_url)
-        )
+        Note(text="y" * (17 * 1024 * 1024)).save("big", store=DocumentStore(store_url))
     Note(text="small").save("small", store=DocumentStore(store_url))
     assert Note.load("small", store=DocumentStore(store_url)).text == "small"
