@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import types
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID
 
@@ -71,7 +72,13 @@ class Block(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         for reserved in sorted(EXCLUDED_NAMES):
-            if reserved in cls.__dict__:
+            # A function (or classmethod, staticmethod, property) of that name
+            # hides the document method; a descriptor written to keep it on the
+            # class, like HttpEndpoint.delete, is allowed.
+            if isinstance(
+                cls.__dict__.get(reserved),
+                types.FunctionType | classmethod | staticmethod | property,
+            ):
                 raise BlockDefinitionError(
                     f"{cls.__qualname__}.{reserved} cannot be defined: "
                     f"{reserved!r} is the document method Block.{reserved}; give "
