@@ -247,7 +247,9 @@ def configure(
         on_full: What a full queue drops: ``"drop_oldest"`` or ``"drop_newest"``.
         batch_size: The most events handed to a sink at once.
         flush_interval: Seconds the dispatcher may wait before delivering.
-        exit_timeout: Seconds the exit hook may spend delivering queued events.
+        exit_timeout: Seconds the exit hook may spend delivering queued events
+            and closing the sinks (each ``close()`` gets at least half a second
+            more); a multiprocessing child runs the hook too, before it ends.
 
     Raises:
         TypeError: An emitter has no ``emit_batch`` or a processor is not callable.
