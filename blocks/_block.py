@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import re
+import types
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from blocks._errors import BlockDefinitionError, BlockValidationError
-from blocks._instrument import instrument_class
+from blocks._instrument import EXCLUDED_NAMES, instrument_class
 from blocks._registry import register_type
 from blocks._secrets import iter_secret_values
 from emitters import RelatedResource, Resource, register_secret
@@ -76,6 +77,19 @@ class Block(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        for reserved in sorted(EXCLUDED_NAMES):
+            # A function (or classmethod, staticmethod, property) of that name
+            # hides the document method; a descriptor written to keep it on the
+            # class, like HttpEndpoint.delete, is allowed.
+            if isinstance(
+                cls.__dict__.get(reserved),
+                types.FunctionType | classmethod | staticmethod | property,
+            ):
+                raise BlockDefinitionError(
+                    f"{cls.__qualname__}.{reserved} cannot be defined: "
+                    f"{reserved!r} is the document method Block.{reserved}; give "
+                    "the block's method another name"
+                )
         if "block_type_slug" not in cls.__dict__:
             cls.block_type_slug = kebab_case(cls.__name__)
         slug = cls.block_type_slug
@@ -212,7 +226,9 @@ class Block(BaseModel):
         if not fresh:
             # Events of calls made so far are built with the identity they had:
             # let the dispatcher build what is queued before the identity changes.
-            drain(timeout=_IDENTITY_DRAIN_TIMEOUT)
+            # A dispatcher held up (a processor that hangs) costs this wait
+            # once; later saves do not wait until it catches up.
+            drain(timeout=_IDENTITY_DRAIN_TIMEOUT, unless_stuck=True)
         self._document_id = document_id
         self._document_name = name
         _current_generation = next(_identity_generation)

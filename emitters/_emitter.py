@@ -61,9 +61,10 @@ class Emitter(abc.ABC):
     and logged at most once a minute; a sink that hangs delays only itself.
     Emitters are context managers that close on exit.
 
-    Two capabilities are declared here, off by default: :attr:`join_batches_up_to`
-    (take batches that waited behind a slow write as one) and :meth:`live_calls`
-    (see each call on the caller's thread, as it runs).
+    Three capabilities are declared here, off by default: :attr:`join_batches_up_to`
+    (take batches that waited behind a slow write as one), :meth:`live_calls`
+    (see each call on the caller's thread, as it runs) and :meth:`prepare_exit`
+    (hear that the process is exiting, and by when it must be done).
 
     Args:
         name: The name it is counted under in ``stats()``; its class name by default.
@@ -100,6 +101,16 @@ class Emitter(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional, like flush
         """Release what the sink holds. Called once, by ``shutdown()`` or ``with``."""
+
+    def prepare_exit(self, deadline: float) -> None:  # noqa: B027 - optional
+        """The process is exiting: everything must be done by ``deadline``.
+
+        ``deadline`` is a ``time.monotonic()`` value. The exit hook calls it once,
+        before it delivers what is queued and closes the sinks, so that a sink that
+        retries (over a network) can stop retrying and put what is left where it
+        keeps it (the HTTP sink's spool) instead of running out of time. Must be
+        quick and must not raise.
+        """
 
     def live_calls(self) -> LiveCallHook | None:
         """Return a hook that sees each block call start and end on the caller's

@@ -29,7 +29,27 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-__all__ = ["READ_ONLY", "DatabaseURLError", "engine_for", "mask_url", "prepare"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "READ_ONLY",
+    "STATEMENT_TIMEOUT_S",
+    "DatabaseURLError",
+    "engine_for",
+    "mask_url",
+    "max_statement_bytes",
+    "prepare",
+]
+
+CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for a PostgreSQL or MySQL/MariaDB server to accept a session.
+
+A ``connect_timeout`` in the URL's query wins."""
+
+STATEMENT_TIMEOUT_S = 60
+"""Seconds one statement may take: PostgreSQL's ``statement_timeout`` (enforced
+by the server), MySQL/MariaDB's ``read_timeout`` and ``write_timeout`` (enforced
+by the client, so a server that stops answering is given up too). Settings of the
+same name in the URL's query win."""
 
 
 class DatabaseURLError(ValueError):
@@ -68,12 +88,24 @@ def _create_engine(url: str) -> Engine:
         if backend == "sqlite":
             return _sqlite_engine(parsed)
         options: dict[str, Any] = {}
+        # A server that accepts connections and never answers must not hang the
+        # program: every connection and statement is timed out.
+        wanted: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
         if backend in ("mysql", "mariadb"):
             # InnoDB's default, REPEATABLE READ, would hide a row another process
             # committed after this transaction's first read.
             options["isolation_level"] = "READ COMMITTED"
+            wanted["read_timeout"] = STATEMENT_TIMEOUT_S
+            wanted["write_timeout"] = STATEMENT_TIMEOUT_S
+        elif backend == "postgresql":
+            wanted["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}"
+        connect_args = {k: v for k, v in wanted.items() if k not in parsed.query}
         return sa.create_engine(
-            parsed, hide_parameters=True, pool_pre_ping=True, **options
+            parsed,
+            hide_parameters=True,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+            **options,
         )
     except NoSuchModuleError:
         raise DatabaseURLError(
@@ -165,7 +197,29 @@ def prepare(engine: Engine, work: Callable[[Connection], None]) -> None:
             with engine.begin() as conn:
                 work(conn)
             return
-        except (OperationalError, IntegrityError, ProgrammingError):
-            if attempt == attempts - 1:
+        except (OperationalError, IntegrityError, ProgrammingError) as exc:
+            # No statement: the server could not be reached (or timed out), not
+            # a race; trying again would only multiply the wait.
+            if attempt == attempts - 1 or exc.statement is None:
                 raise
             time.sleep(0.02 * (attempt + 1) + random.random() * 0.05)
+
+
+_packet_sizes: dict[int, int | None] = {}
+
+
+def max_statement_bytes(engine: Engine) -> int | None:
+    """Return the largest statement the server accepts, or None if unlimited.
+
+    MySQL and MariaDB refuse (and drop the connection for) a packet larger than
+    their ``max_allowed_packet``; it is read once per engine.
+    """
+    key = id(engine)
+    if key in _packet_sizes:
+        return _packet_sizes[key]
+    size: int | None = None
+    if engine.dialect.name in ("mysql", "mariadb"):
+        with engine.connect() as conn:
+            size = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
+    _packet_sizes[key] = size
+    return size

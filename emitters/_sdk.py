@@ -14,6 +14,7 @@ from emitters._engine import (
     DatabaseURLError,
     engine_for,
     mask_url,
+    max_statement_bytes,
     prepare,
 )
 from emitters._ids import run_short_id
@@ -41,6 +42,7 @@ __all__ = [
     "error_info",
     "home",
     "mask_url",
+    "max_statement_bytes",
     "prepare",
     "protect_logger",
     "redact_text",

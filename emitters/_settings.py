@@ -12,6 +12,8 @@ import logging
 import os
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 __all__ = ["database_url", "home", "max_buffer_bytes"]
 
 DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
@@ -28,7 +30,9 @@ def database_url() -> str:
     configured = os.environ.get("EVENTBLOCKS_DATABASE_URL", "").strip()
     if configured:
         return configured
-    return f"sqlite:///{home() / 'eventblocks.db'}"
+    # Built, not formatted: a home with "?", "#" or "%XX" in it is still a path.
+    path = str(home() / "eventblocks.db")
+    return URL.create("sqlite", database=path).render_as_string(hide_password=False)
 
 
 def max_buffer_bytes() -> int:

@@ -11,12 +11,14 @@ renamed under it reopens it).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from emitters._emitter import Emitter
+from emitters._emitter import Emitter, PartialDelivery
 from emitters._model import Event
 from emitters._settings import home
 
@@ -30,7 +32,8 @@ __all__ = ["FileEmitter", "from_environment"]
 _DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 _DEFAULT_BACKUPS = 5
 
-_OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+# Read too: after a failed write the file's tail is read to find the last line.
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
@@ -70,11 +73,44 @@ def _same_file(fd: int, path: str) -> bool:
     return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+class _LinesWritten(Exception):
+    """A write failed after ``count`` whole lines; the file ends on a line again."""
+
+    def __init__(self, count: int, cause: OSError) -> None:
+        super().__init__(count)
+        self.count = count
+        self.cause = cause
+
+
+def _write_lines(fd: int, lines: list[bytes]) -> None:
+    """Append ``lines``, whole or not at all: after a failed write (a full disk,
+    a file size limit) the file is cut back to the end of the last whole line.
+
+    Raises:
+        _LinesWritten: How many of ``lines`` are in the file.
+    """
+    data = b"".join(lines)
+    # O_APPEND writes at the end; the flock is held. A pipe has no end to cut to.
+    start = os.lseek(fd, 0, os.SEEK_END) if _regular(fd) else None
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    done = 0
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+            done += written
+    except OSError as exc:
+        whole = count = 0
+        for line in lines:
+            if whole + len(line) > done:
+                break
+            whole += len(line)
+            count += 1
+        if start is not None:
+            # If this fails too, the next batch cuts it back before it writes.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start + whole)
+        raise _LinesWritten(count, exc) from None
 
 
 class FileEmitter(Emitter):
@@ -120,6 +156,7 @@ class FileEmitter(Emitter):
         self._lock = _lock_for(self._target)
         self._fd: int | None = None
         self._rotated = False
+        self._lines_done = 0
 
     @property
     def path(self) -> Path:
@@ -137,17 +174,34 @@ class FileEmitter(Emitter):
         return self._backups
 
     def emit_batch(self, events: Sequence[Event]) -> None:
-        """Append one line per event, rotating first when the file is full."""
+        """Append one line per event, rotating first when the file is full.
+
+        Lines are written whole or not at all: after a write error (a full disk)
+        the file is cut back to its last whole line, and the next batch starts
+        on a line of its own.
+
+        Raises:
+            PartialDelivery: A write failed; it says how many lines are written.
+        """
         if not events:
             return
         lines = [(e.model_dump_json() + "\n").encode() for e in events]
         with self._lock:
             fd = self._locked_current()
+            self._lines_done = 0
             try:
+                _cut_to_last_line(fd)
                 if self._max_bytes is None:
-                    _write_all(fd, b"".join(lines))
+                    _write_lines(fd, lines)
                 else:
                     self._write_rotating(fd, lines, self._max_bytes)
+            except _LinesWritten as exc:
+                done = self._lines_done + exc.count
+                raise PartialDelivery(
+                    done,
+                    f"wrote {done} of {len(lines)} lines to {self._target}, then "
+                    f"{type(exc.cause).__name__}: {exc.cause.strerror or exc.cause}",
+                ) from None
             finally:
                 # A rotation replaces the descriptor (and its lock) on the way.
                 if self._fd is not None:
@@ -180,14 +234,15 @@ class FileEmitter(Emitter):
         for line in lines:
             if size + chunk_size + len(line) > limit and size + chunk_size > 0:
                 if chunk:
-                    _write_all(fd, b"".join(chunk))
+                    _write_lines(fd, chunk)
+                    self._lines_done += len(chunk)
                     chunk, chunk_size = [], 0
                 fd = self._rotate(fd)
                 size = 0
             chunk.append(line)
             chunk_size += len(line)
         if chunk:
-            _write_all(fd, b"".join(chunk))
+            _write_lines(fd, chunk)
 
     def _rotate(self, fd: int) -> int:
         """Shift the backups, start a new file and return it, locked."""
@@ -232,6 +287,33 @@ class FileEmitter(Emitter):
 
     def __repr__(self) -> str:
         return f"<FileEmitter name={self.name!r} path={self._target!r}>"
+
+
+def _regular(fd: int) -> bool:
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def _cut_to_last_line(fd: int) -> None:
+    """Cut a file that does not end with a newline back to its last whole line.
+
+    Only after a write error whose clean-up failed can a file end mid-line.
+    """
+    info = os.fstat(fd)
+    size = info.st_size
+    if not stat.S_ISREG(info.st_mode) or size == 0:
+        return
+    if os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        block = os.pread(fd, end - start, start)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
 
 
 def _lock(fd: int) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from blocks._errors import BlockStoreError
-from emitters._sdk import DatabaseURLError, mask_url
+from emitters._sdk import DatabaseURLError, mask_url, max_statement_bytes
 from emitters._sdk import engine_for as _engine_for
 
-__all__ = ["engine_for", "mask_url"]
+__all__ = ["engine_for", "mask_url", "max_statement_bytes"]
 
 
 def engine_for(url: str) -> Engine:

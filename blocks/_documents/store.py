@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from blocks._documents.engine import engine_for, mask_url
+from blocks._documents.engine import engine_for, mask_url, max_statement_bytes
 from blocks._documents.tables import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -44,6 +44,9 @@ from blocks._documents.tables import (
 )
 from blocks._errors import BlockExistsError, BlockNotFoundError, BlockStoreError
 from emitters._sdk import database_url, prepare
+
+# Room for the statement around a document's JSON.
+_HEADROOM = 64 * 1024
 
 __all__ = [
     "MIGRATIONS",
@@ -399,6 +402,27 @@ class DocumentStore:
 
     # -- documents ---------------------------------------------------------------
 
+    def _check_size(self, conn: Connection, slug: str, name: str, body: str) -> None:
+        """Refuse a document larger than the server takes in one statement.
+
+        MySQL and MariaDB drop the connection for a packet larger than their
+        ``max_allowed_packet``, which would surface as "Lost connection".
+
+        Raises:
+            BlockStoreError: The document is too large; it names the limit.
+        """
+        limit = max_statement_bytes(conn.engine)
+        if limit is None or len(body) * 2 + _HEADROOM <= limit:
+            return
+        size = len(body.encode()) + body.count('"') + body.count("\\")
+        if size + _HEADROOM > limit:
+            raise BlockStoreError(
+                f"The {slug} document {name!r} is {size} bytes as stored, more than "
+                f"{mask_url(self.url)} accepts in one statement (max_allowed_packet "
+                f"= {limit} bytes); make it smaller or raise max_allowed_packet on "
+                "the server"
+            )
+
     def save_document(
         self,
         conn: Connection,
@@ -424,6 +448,7 @@ class DocumentStore:
         )
         existing = conn.execute(query).first()
         body = json.dumps(data, sort_keys=True)
+        self._check_size(conn, slug, name, body)
         if existing is not None and not overwrite:
             raise BlockExistsError(
                 f"A {slug} document named {name!r} exists already; pass "

@@ -14,6 +14,7 @@ wrapper also starts and ends the call's span here.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 from collections.abc import (
@@ -24,6 +25,7 @@ from collections.abc import (
     Generator,
     Mapping,
 )
+from contextlib import suppress
 from time import perf_counter_ns
 from typing import Any
 
@@ -53,6 +55,7 @@ ACTIVE_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
 )
 
 _MASK = 1023
+_RECURSION_INFO = ("RecursionError", "maximum recursion depth exceeded")
 
 
 def error_info(exc: BaseException) -> tuple[str, str]:
@@ -159,16 +162,22 @@ def _sync_wrapper(
             end = clock()
             active_reset(token)
             extra = None
-            if hook is not None:
-                assert binder is not None
-                extra = _hook_payload(hook, binder, instance, args, kwargs, exc)
-            info = error_info(exc)
-            st.weigh(len(info[1]))
-            if live is not None:
-                live.end(info, extra)
+            try:
+                if hook is not None:
+                    assert binder is not None
+                    extra = _hook_payload(hook, binder, instance, args, kwargs, exc)
+                info = error_info(exc)
+                st.weigh(len(info[1]))
+                if live is not None:
+                    live.end(info, extra)
+            except RecursionError:
+                # The deepest call of a runaway recursion has no stack left to
+                # describe its error: record it without calling anything.
+                info = _RECURSION_INFO
             st.append((outcome_kind, call, end, extra, info))
             if not st.count() & mask:
-                st.kick()
+                with suppress(RecursionError):
+                    st.kick()
             raise
         end = clock()
         active_reset(token)
@@ -388,7 +397,12 @@ def _async_generator_wrapper(
             try:
                 value = yield item
                 step = agen.asend
-            except GeneratorExit:
+            except (GeneratorExit, asyncio.CancelledError):
+                # GeneratorExit: the caller closed the generator early. A
+                # CancelledError at a yield, where the caller is not waiting: the
+                # close that the loop scheduled for a generator the caller left
+                # (``break``) was cancelled, as asyncio.run does when it ends.
+                # Either way the caller's choice, not a failure.
                 token = _active_set(call)
                 try:
                     await agen.aclose()

@@ -205,29 +205,33 @@ class SinkWorker:
             )
             return False
 
-    def shutdown(self, timeout: float, *, close_sink: bool = True) -> bool:
-        """Deliver the backlog, stop the thread and close the sink, within timeout.
+    @property
+    def pending(self) -> int:
+        """Events waiting in the backlog now."""
+        return self._pending
 
-        Args:
-            timeout: Seconds to wait at most for the backlog.
-            close_sink: False leaves the sink open, for a new configuration that
-                keeps it.
+    def close_sink(self) -> threading.Thread:
+        """Close the sink on a thread of its own and return that thread.
+
+        A sink still busy (waiting out a retry, a hung socket) is closed all the
+        same, so that it can abandon what it waits for; a ``close()`` that blocks
+        holds only that thread, never the exit.
         """
-        self.close()
-        self.thread.join(timeout)
-        finished = not self.thread.is_alive()
-        if not close_sink:
-            return finished
-        # A sink still busy (waiting out a retry, a hung socket) is closed all the
-        # same, from this thread, so that it can abandon what it waits for.
-        try:
-            self.emitter.close()
-        except Exception as exc:
-            throttle.warn(
-                f"close:{self.name}",
-                "emitter %r failed to close: %s: %s",
-                self.name,
-                type(exc).__name__,
-                redact_text(str(exc)),
-            )
-        return finished
+
+        def run() -> None:
+            try:
+                self.emitter.close()
+            except Exception as exc:
+                throttle.warn(
+                    f"close:{self.name}",
+                    "emitter %r failed to close: %s: %s",
+                    self.name,
+                    type(exc).__name__,
+                    redact_text(str(exc)),
+                )
+
+        thread = threading.Thread(
+            target=run, name=f"eventblocks-close-{self.name}", daemon=True
+        )
+        thread.start()
+        return thread

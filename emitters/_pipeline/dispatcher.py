@@ -32,7 +32,7 @@ from emitters._pipeline.record import Record
 from emitters._processors import DropEvent, Processor
 from emitters._redact import redact_text
 
-__all__ = ["LOST_EVENT", "Config", "Dispatcher"]
+__all__ = ["CLOSE_GRACE_S", "LOST_EVENT", "Config", "Dispatcher"]
 
 # The event other sinks receive when events were lost (see emitters._pipeline.buffer).
 LOST_EVENT = "pipeline.events-lost"
@@ -42,6 +42,9 @@ _PIPELINE_RESOURCE = Resource(id="eventblocks.pipeline", name="eventblocks pipel
 _WAKE_SHARE = 16
 # A full sink that delivered nothing for this long no longer holds up the others.
 _STALLED_S = 1.0
+
+CLOSE_GRACE_S = 0.5
+"""Seconds every sink's ``close()`` gets at least, even once the timeout ran out."""
 
 
 def _count_value(counter: itertools.count[int]) -> int:
@@ -123,11 +126,13 @@ class Dispatcher:
         self._cond = threading.Condition()
         self._requested = 0
         self._served = 0
+        self._timed_out = 0  # the last drain request that timed out
         self._stopping = False
         # Set by the exit hook: deliver what can be delivered, wait for no one.
         self.exiting = False
         # Losses (dropped or failed) counted at the end of the last flush.
         self._losses_at_flush = 0
+        self.left_open: list[str] = []
         self.thread = threading.Thread(
             target=self._run, name="eventblocks-dispatcher", daemon=True
         )
@@ -289,10 +294,17 @@ class Dispatcher:
 
     # -- control -----------------------------------------------------------------
 
-    def drain_wait(self, timeout: float | None) -> bool:
-        """Wait until every record queued before this call went through dispatch."""
+    def drain_wait(self, timeout: float | None, *, unless_stuck: bool = False) -> bool:
+        """Wait until every record queued before this call went through dispatch.
+
+        With ``unless_stuck``, return False at once while the dispatcher has not
+        yet served a wait that timed out before (a processor or a build that
+        hangs): the caller pays the timeout once, not on every call.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            if unless_stuck and self._served < self._timed_out:
+                return False
             self._requested += 1
             target = self._requested
         self._wake.set()
@@ -302,6 +314,7 @@ class Dispatcher:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    self._timed_out = max(self._timed_out, target)
                     return False
                 self._cond.wait(remaining if remaining is not None else 0.5)
         return True
@@ -328,8 +341,26 @@ class Dispatcher:
             ok = marker.wait(remaining) and marker.ok and ok
         return ok
 
+    def begin_exit(self, deadline: float) -> None:
+        """Tell each sink that the end is near (``Emitter.prepare_exit``)."""
+        for worker in self.workers:
+            try:
+                worker.emitter.prepare_exit(deadline)
+            except Exception as exc:
+                throttle.warn(
+                    f"exit:{worker.name}",
+                    "emitter %r failed to prepare for the exit: %s",
+                    worker.name,
+                    type(exc).__name__,
+                )
+
     def stop(self, timeout: float, keep: frozenset[int] = frozenset()) -> bool:
-        """Stop the threads and close the sinks, except those whose id is in keep."""
+        """Stop the threads and close the sinks, except those whose id is in keep.
+
+        Every sink's ``close()`` runs on a thread of its own, all at once, and
+        is waited for until the timeout (and at least ``CLOSE_GRACE_S``): one
+        that blocks is left behind, named in :attr:`left_open`.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             self._stopping = True
@@ -337,14 +368,26 @@ class Dispatcher:
         self.thread.join(max(0.0, deadline - time.monotonic()))
         ok = not self.thread.is_alive()
         for worker in self.workers:
-            ok = (
-                worker.shutdown(
-                    max(0.0, deadline - time.monotonic()),
-                    close_sink=id(worker.emitter) not in keep,
-                )
-                and ok
-            )
+            worker.close()
+        for worker in self.workers:
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            ok = ok and not worker.thread.is_alive()
+        closing = [
+            (worker, worker.close_sink())
+            for worker in self.workers
+            if id(worker.emitter) not in keep
+        ]
+        close_by = max(deadline, time.monotonic() + CLOSE_GRACE_S)
+        for worker, thread in closing:
+            thread.join(max(0.0, close_by - time.monotonic()))
+            if thread.is_alive():
+                self.left_open.append(worker.name)
+                ok = False
         return ok
+
+    def left_behind(self) -> dict[str, int]:
+        """Events each sink still had in its backlog (for the exit's warning)."""
+        return {w.name: w.pending for w in self.workers if w.pending}
 
     def _build_one_by_one(self, records: list[Record]) -> list[Event]:
         """Build each record alone, so that one that cannot be built costs only

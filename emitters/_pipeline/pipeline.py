@@ -15,6 +15,7 @@ import atexit
 import importlib.metadata
 import itertools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -99,6 +100,7 @@ class _Pipeline:
             STATE.live = _live_hook(config.emitters)
             self.current, self.config = dispatcher, config
             STATE.enabled = config.enabled
+            _exit_through_multiprocessing()
             if old is not None:
                 if stop_old:
                     # Sinks the new configuration keeps stay open.
@@ -268,8 +270,10 @@ def configure(
         batch_size: The most events handed to a sink at once.
         flush_interval: Seconds the dispatcher may wait before delivering.
         exit_timeout: Seconds the exit hook may spend delivering queued events
-            (9 by default: a process with a full burst queued still exits
-            within 10 s).
+            and closing the sinks (9 by default: a process with a full burst
+            queued still exits within 10 s; each ``close()`` gets at least half
+            a second more); a multiprocessing child runs the hook too, before it
+            ends.
 
     Raises:
         TypeError: An emitter has no ``emit_batch`` or a processor is not callable.
@@ -315,11 +319,17 @@ def flush(timeout: float | None = 5.0) -> bool:
     return dispatcher.flush(timeout) if dispatcher is not None else True
 
 
-def drain(timeout: float | None = 5.0) -> bool:
-    """Wait until every event emitted so far went through dispatch (not the sinks)."""
+def drain(timeout: float | None = 5.0, *, unless_stuck: bool = False) -> bool:
+    """Wait until every event emitted so far went through dispatch (not the sinks).
+
+    With ``unless_stuck``, return False at once while an earlier wait that timed
+    out is still not served (see ``Dispatcher.drain_wait``).
+    """
     ensure_configured()
     dispatcher = _PIPELINE.current
-    return dispatcher.drain_wait(timeout) if dispatcher is not None else True
+    if dispatcher is None:
+        return True
+    return dispatcher.drain_wait(timeout, unless_stuck=unless_stuck)
 
 
 def shutdown(timeout: float = 5.0) -> bool:
@@ -335,6 +345,7 @@ def shutdown(timeout: float = 5.0) -> bool:
         if dispatcher is None:
             return True
         deadline = time.monotonic() + timeout
+        dispatcher.begin_exit(deadline)
         ok = dispatcher.flush(timeout)
         STATE.enabled = False
         ok = dispatcher.stop(max(0.0, deadline - time.monotonic())) and ok
@@ -382,8 +393,17 @@ def remove_tap(tap: list[Event]) -> None:
                 return
 
 
+# The process that ran the exit hook; a second run (atexit after multiprocessing's
+# own exit function) does nothing.
+_exited_pid: int | None = None
+
+
 def _at_exit() -> None:
     # Deliver what is queued, then close the sinks, all within exit_timeout.
+    global _exited_pid
+    if _exited_pid == os.getpid():
+        return
+    _exited_pid = os.getpid()
     dispatcher = _PIPELINE.current
     if dispatcher is None:
         return
@@ -391,16 +411,22 @@ def _at_exit() -> None:
     deadline = time.monotonic() + timeout
     STATE.enabled = False
     dispatcher.exiting = True
+    dispatcher.begin_exit(deadline)
     dispatcher.flush(timeout)
+    left = dispatcher.left_behind()
     closed = dispatcher.stop(max(0.0, deadline - time.monotonic()))
     totals = _PIPELINE.stats()
     queued = totals["queued"]
-    if not closed or queued:
+    if not closed or queued or left:
         logger.warning(
             "eventblocks could not deliver every event and close every sink within "
-            "%.1fs at exit (%d events still queued; exit_timeout sets the time)",
+            "%.1fs at exit (%d events still queued; exit_timeout sets the time)%s%s",
             timeout,
             queued,
+            "".join(
+                f"; {name!r} left {n} events undelivered" for name, n in left.items()
+            ),
+            "".join(f"; {name!r} did not close" for name in dispatcher.left_open),
         )
     lost = totals["dropped"] + sum(totals["failed"].values())
     if lost:
@@ -419,11 +445,49 @@ def _at_exit() -> None:
         )
 
 
+# The process whose multiprocessing finalizers run the exit hook already, and
+# whether multiprocessing re-registers it in the children it forks (inherited
+# through fork, like the registration itself).
+_finalizer_pid: int | None = None
+_after_forker_registered = False
+
+
+def _exit_through_multiprocessing() -> None:
+    """Have a multiprocessing child run the exit hook before it ends.
+
+    Such a child (fork, forkserver; ``ProcessPoolExecutor`` workers too) ends with
+    ``os._exit()``, which skips ``atexit``; multiprocessing runs its finalizers
+    just before, so the hook is registered as one. A child started by fork
+    clears the finalizers it inherited, then calls its after-fork hooks: one of
+    them registers the exit hook again. In the main process multiprocessing runs
+    its finalizers from ``atexit``; the hook runs once all the same.
+    """
+    global _after_forker_registered
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _finalizer_pid == os.getpid():
+        return
+    _register_finalizer(util)
+    if not _after_forker_registered:
+        _after_forker_registered = True
+        util.register_after_fork(_at_exit, _after_multiprocessing_fork)
+
+
+def _register_finalizer(util: Any) -> None:
+    global _finalizer_pid
+    _finalizer_pid = os.getpid()
+    util.Finalize(None, _at_exit, exitpriority=100)
+
+
+def _after_multiprocessing_fork(_hook: object) -> None:
+    _register_finalizer(sys.modules["multiprocessing.util"])
+
+
 def _after_fork_in_child() -> None:
     # The parent's threads do not exist in the child, and its locks may be held by
     # them: start a fresh pipeline with the same configuration and fresh counters,
     # without the parent's queued records.
-    global _PIPELINE
+    global _PIPELINE, _exited_pid
+    _exited_pid = None
     config = _PIPELINE.config
     _PIPELINE = _Pipeline()
     if config is not None:

@@ -4,8 +4,7 @@ Everything here runs on the sink's own worker thread (see
 :mod:`emitters._pipeline.delivery`); the caller of a block method never waits for it. A
 batch is retried with exponential backoff and jitter while the endpoint answers
 408, 429 or 5xx or cannot be reached. With a spool (:mod:`emitters.http._spool`) the
-batch is written there after its first failed attempt, before any wait, and
-retried from there; when the retries run out it stays, and the emitter counts the
+batch is written there after its first failed attempt, and the emitter counts the
 endpoint as down: until the next probe is due, new batches go straight to the
 spool behind the older ones. The first send that succeeds replays the spool,
 oldest first, before anything new.
@@ -13,6 +12,7 @@ oldest first, before anything new.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import ssl
@@ -59,6 +59,16 @@ _MIB = 1024 * 1024
 _CLOSE_WAIT_S = 1.0
 # Replay passes before new batches queue behind the spool instead.
 _MAX_REPLAY_PASSES = 10
+# The most seconds one batch spends replaying the spool before it queues behind
+# it, so that batches arriving meanwhile do not pile up in memory.
+_REPLAY_SLICE_S = 2.0
+# The most bytes of a response body read; a longer one fails the request.
+MAX_RESPONSE_BYTES = 4 * _MIB
+# How often a worker waiting for its request looks at close() and the exit.
+_POLL_S = 0.05
+# At exit, the share of the time left kept for spooling (at most _EXIT_RESERVE_S).
+_EXIT_RESERVE_SHARE = 0.3
+_EXIT_RESERVE_S = 1.0
 
 
 def _user_agent() -> str:
@@ -109,10 +119,12 @@ class HttpEmitter(Emitter):
     at least once: receivers deduplicate by event id.
 
     With ``spool_dir``, a batch whose first attempt failed is written to that
-    folder before its retries, so an exit or a kill meanwhile loses nothing; if
-    the retries run out it stays there and is sent, oldest first, before anything
-    newer once the endpoint answers again. An emitter started later on the same
-    folder and URL sends what an earlier process left there. The folder holds at
+    folder at once and the endpoint counted down; later batches join it there
+    until a probe (with backoff) finds the endpoint up, and then the spool is
+    sent, oldest first, before anything newer. At exit nothing is retried: what
+    is left gets one attempt within the exit's time, then goes to the spool. An
+    emitter started later on the same folder and URL sends what an earlier
+    process left there. The folder holds at
     most ``max_spool_bytes``; batches that do not fit are dropped and counted.
     Without ``spool_dir`` a batch whose retries ran out is reported failed.
 
@@ -125,7 +137,8 @@ class HttpEmitter(Emitter):
         url: The endpoint, ``http://`` or ``https://``.
         headers: Extra request headers, such as ``Authorization``.
         spool_dir: A folder for batches that could not be sent; None: no spool.
-        timeout: Seconds one request may take (connect, write, read each).
+        timeout: Seconds one whole request may take: connect, send and the
+            whole answer (a body over ``MAX_RESPONSE_BYTES`` fails it).
         max_retries: Retries after the first attempt before giving up on a batch.
         backoff: The first retry's delay in seconds; it doubles with each retry.
         max_backoff: The longest delay between two attempts, ``Retry-After``
@@ -191,6 +204,10 @@ class HttpEmitter(Emitter):
         self._client: httpx.Client | None = None
         self._busy = threading.RLock()
         self._closed = threading.Event()
+        # Set by close() and at exit: cuts short every wait between attempts.
+        self._hurry = threading.Event()
+        # At exit: the time.monotonic() by which requests must end.
+        self._exit_deadline: float | None = None
         # While the endpoint is down: when the next probe is due, and how often
         # probes have failed in a row (the backoff exponent).
         self._retry_at = 0.0
@@ -205,6 +222,8 @@ class HttpEmitter(Emitter):
         """Events the endpoint refused for good (a 4xx other than 408 and 429)."""
         self.dropped = 0
         """Events lost because the spool was full or could not be written."""
+        self.corrupt = 0
+        """Spool files set aside as ``.corrupt`` (unreadable, or rejected)."""
 
     @property
     def url(self) -> str:
@@ -250,15 +269,24 @@ class HttpEmitter(Emitter):
         if not self._busy.acquire(timeout=-1 if timeout is None else max(0, timeout)):
             return False
         try:
-            if self._closed.is_set() or not spool.has_pending():
+            if (
+                self._closed.is_set()
+                or not spool.has_pending()
+                or (self._exit_deadline is not None and self._is_down())
+            ):
                 return not spool.has_pending()
             return self._replay(first_retries=0, deadline=deadline, wait=True)
         finally:
             self._busy.release()
 
     def close(self) -> None:
-        """Stop retrying, close the HTTP client; spooled batches stay for later."""
+        """Stop retrying, close the HTTP client; spooled batches stay for later.
+
+        A request in progress is abandoned; batches given afterwards go straight
+        to the spool (without one, they fail).
+        """
         self._closed.set()
+        self._hurry.set()
         acquired = self._busy.acquire(timeout=_CLOSE_WAIT_S)
         try:
             client, self._client = self._client, None
@@ -267,6 +295,18 @@ class HttpEmitter(Emitter):
         finally:
             if acquired:
                 self._busy.release()
+
+    def prepare_exit(self, deadline: float) -> None:
+        """The process is exiting and gives this sink until ``deadline``.
+
+        From now on nothing is retried: each batch gets one attempt that ends
+        before the spooling reserve, and once one fails the rest go straight to
+        the spool (without one, they fail at once and are counted).
+        """
+        left = deadline - time.monotonic()
+        reserve = min(_EXIT_RESERVE_S, _EXIT_RESERVE_SHARE * left)
+        self._exit_deadline = deadline - max(0.0, reserve)
+        self._hurry.set()
 
     def __repr__(self) -> str:
         return f"<HttpEmitter name={self.name!r} url={self._shown_url!r}>"
@@ -277,15 +317,17 @@ class HttpEmitter(Emitter):
         if self._closed.is_set():
             self._undeliverable(batch, _Outcome("unreachable", reason="closed"))
             return
-        down = time.monotonic() < self._retry_at
+        down = self._is_down()
         spool = self._spool
         if spool is not None and spool.has_pending():
             # Older batches go first; while the endpoint is down, only a due
-            # probe touches the network.
+            # probe touches the network, and a long replay lets this batch queue
+            # behind it.
             if down or not self._replay(
                 first_retries=0 if self._down_level else self._max_retries,
                 deadline=None,
                 wait=False,
+                budget=_REPLAY_SLICE_S,
             ):
                 self._undeliverable(batch, _Outcome("unreachable", reason="down"))
                 return
@@ -293,22 +335,26 @@ class HttpEmitter(Emitter):
             self._undeliverable(batch, _Outcome("unreachable", reason="down"))
             return
         probing = self._down_level > 0
-        if spool is None or probing or self._max_retries == 0:
+        exiting = self._exit_deadline is not None
+        if spool is None or probing or self._max_retries == 0 or exiting:
             outcome = self._send(
-                batch, retries=0 if probing else self._max_retries, deadline=None
+                batch,
+                retries=0 if probing or exiting else self._max_retries,
+                deadline=None,
             )
         else:
             outcome = self._send(batch, retries=0, deadline=None, note_down=False)
             if outcome.kind == "unreachable":
-                self._retry_from_spool(spool, batch, outcome)
+                self._spool_first_failure(spool, batch, outcome)
                 return
         self._settle(batch, outcome)
 
-    def _retry_from_spool(self, spool: Spool, batch: Batch, first: _Outcome) -> None:
-        """Write a batch whose first attempt failed to the spool, then retry it.
+    def _spool_first_failure(self, spool: Spool, batch: Batch, first: _Outcome) -> None:
+        """Spool a batch whose first attempt failed; count the endpoint as down.
 
-        On disk before any wait, it survives an exit, a kill or close() during
-        the retries; the claim keeps other replayers off it meanwhile.
+        Its retries are the probes of the spool (with backoff, see ``_mark_down``),
+        so batches that arrive meanwhile go to the spool behind it instead of
+        waiting in memory.
         """
         try:
             path = spool.write(batch)
@@ -323,18 +369,7 @@ class HttpEmitter(Emitter):
             )
             return
         self.spooled += batch.event_count
-        with spool.claimed(None, self._closed) as claimed:
-            if not claimed:
-                return  # whoever replays the folder sends it, in order
-            outcome = self._send(
-                batch, retries=self._max_retries, deadline=None, after=first
-            )
-            if outcome.kind == "unreachable":
-                return  # it stays in the spool, counted as spooled
-            spool.remove(path)
-            if outcome.kind == "sent":
-                self.replayed += batch.event_count
-            self._settle(batch, outcome, spooled=True)
+        self._mark_down(first.retry_after)
 
     def _settle(
         self, batch: Batch, outcome: _Outcome, *, spooled: bool = False
@@ -349,11 +384,20 @@ class HttpEmitter(Emitter):
             self._undeliverable(batch, outcome)
 
     def _replay(
-        self, *, first_retries: int, deadline: float | None, wait: bool
+        self,
+        *,
+        first_retries: int,
+        deadline: float | None,
+        wait: bool,
+        budget: float | None = None,
     ) -> bool:
-        """Send spooled batches oldest first; True once the spool is empty."""
+        """Send spooled batches oldest first; True once the spool is empty.
+
+        ``budget``: seconds after which no further batch is started.
+        """
         spool = self._spool
         assert spool is not None
+        stop_at = None if budget is None else time.monotonic() + budget
         claim_deadline = deadline if wait else None
         if wait and claim_deadline is None:
             claim_deadline = time.monotonic() + self._timeout
@@ -366,26 +410,34 @@ class HttpEmitter(Emitter):
                 if not paths:
                     return True
                 for path in paths:
+                    if stop_at is not None and time.monotonic() >= stop_at:
+                        return False
                     batch = spool.read(path)
                     if batch is None:
+                        self.corrupt = spool.corrupt
                         continue
                     outcome = self._send(batch, retries=retries, deadline=deadline)
                     if outcome.kind == "unreachable":
                         return False
-                    spool.remove(path)
                     if outcome.kind == "sent":
+                        spool.remove(path)
                         self.sent += batch.event_count
                         self.replayed += batch.event_count
                     else:
+                        # Refused for good, as malformed or otherwise: set aside
+                        # for a person to look at; delivery goes on behind it.
+                        spool.set_aside(path)
+                        self.corrupt = spool.corrupt
                         self.rejected += batch.event_count
                         throttle.warn(
                             f"http-rejected:{self.name}",
                             "%s: the endpoint %s rejected %d spooled events "
-                            "(HTTP %s); they were removed from the spool",
+                            "(HTTP %s); the file was set aside as %s.corrupt",
                             self.name,
                             self._shown_url,
                             batch.event_count,
                             outcome.status,
+                            path.name,
                         )
                     retries = self._max_retries
             return not spool.has_pending()
@@ -417,7 +469,11 @@ class HttpEmitter(Emitter):
         outcome = after
         while True:
             if outcome is not None:  # the last attempt failed: wait, or give up
-                if retry >= retries or self._closed.is_set():
+                if (
+                    retry >= retries
+                    or self._closed.is_set()
+                    or self._exit_deadline is not None
+                ):
                     break
                 if outcome.retry_after is not None:
                     delay = min(self._max_backoff, outcome.retry_after)
@@ -425,8 +481,8 @@ class HttpEmitter(Emitter):
                     delay = backoff_delay(self._backoff, self._max_backoff, retry)
                 if deadline is not None and time.monotonic() + delay > deadline:
                     break
-                # An Event, not time.sleep: close() cuts the wait short.
-                if self._closed.wait(delay):
+                # An Event, not time.sleep: close() and the exit cut it short.
+                if self._hurry.wait(delay):
                     break
                 retry += 1
             outcome = self._attempt(batch.body, headers, deadline)
@@ -446,20 +502,84 @@ class HttpEmitter(Emitter):
     def _attempt(
         self, body: bytes, headers: dict[str, str], deadline: float | None
     ) -> _Outcome:
-        timeout = self._timeout
+        """Make one request that ends by a total deadline, whatever the server does.
+
+        httpx's timeouts apply to each connect, write and read, so a server that
+        drips a byte at a time could hold a request for ever: the request runs on
+        a thread of its own, and is abandoned (its client closed) at the deadline:
+        ``timeout``, a flush's deadline or the exit's, whichever comes first.
+        """
+        now = time.monotonic()
+        end = now + self._timeout
         if deadline is not None:
-            timeout = min(timeout, deadline - time.monotonic())
-            if timeout <= 0:
-                return _Outcome("unreachable", reason="the flush timeout ran out")
+            end = min(end, deadline)
+        exit_at = self._exit_deadline
+        if exit_at is not None:
+            end = min(end, exit_at)
+        if end - now <= 0:
+            return _Outcome("unreachable", reason="the time left ran out")
         try:
-            response = self._get_client().post(
-                self._url, content=body, headers=headers, timeout=timeout
-            )
+            client = self._get_client()
+        except RuntimeError as exc:
+            return _Outcome("unreachable", reason=str(exc))
+        result: list[_Outcome] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                result.append(self._request(client, body, headers, end - now))
+            finally:
+                done.set()
+
+        threading.Thread(
+            target=run, name=f"eventblocks-http-{self.name}", daemon=True
+        ).start()
+        while not done.wait(max(0.0, min(_POLL_S, end - time.monotonic()))):
+            exit_at = self._exit_deadline
+            if exit_at is not None:
+                end = min(end, exit_at)
+            if time.monotonic() >= end or self._closed.is_set():
+                # Closing the client makes the request fail soon; the next
+                # attempt opens a new one.
+                if self._client is client:
+                    self._client = None
+                with contextlib.suppress(Exception):
+                    client.close()
+                return _Outcome(
+                    "unreachable",
+                    reason=f"no complete answer within {end - now:.1f}s",
+                )
+        return result[0] if result else _Outcome("unreachable", reason="request failed")
+
+    def _request(
+        self,
+        client: httpx.Client,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+    ) -> _Outcome:
+        try:
+            with client.stream(
+                "POST", self._url, content=body, headers=headers, timeout=timeout
+            ) as response:
+                status = response.status_code
+                read = 0
+                # Raw bytes: a small compressed body cannot unfold into gigabytes.
+                for chunk in response.iter_raw():
+                    read += len(chunk)
+                    if read > MAX_RESPONSE_BYTES:
+                        return _Outcome(
+                            "unreachable",
+                            status,
+                            reason=f"the response body is longer than "
+                            f"{MAX_RESPONSE_BYTES} bytes",
+                        )
         except (httpx.HTTPError, OSError, RuntimeError) as exc:
             # RuntimeError: close() closed the client under this request.
             reason = f"{type(exc).__name__}: {redact_text(str(exc))}".rstrip(": ")
             return _Outcome("unreachable", reason=reason)
-        status = response.status_code
+        except Exception as exc:  # never kill the request's thread silently
+            return _Outcome("unreachable", reason=type(exc).__name__)
         if 200 <= status <= 299:
             return _SENT
         if is_retryable(status):
@@ -487,6 +607,9 @@ class HttpEmitter(Emitter):
                 follow_redirects=False,
             )
         return client
+
+    def _is_down(self) -> bool:
+        return time.monotonic() < self._retry_at
 
     def _mark_down(self, retry_after: float | None) -> None:
         if retry_after is not None:

@@ -20,6 +20,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,20 @@ def endpoint_tag(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
+def _whole(batch: Batch) -> bool:
+    """Whether a spooled body decodes to exactly the events its header counts."""
+    body = batch.body
+    try:
+        if batch.encoding == "gzip":
+            body = zlib.decompress(body, wbits=31)
+        elif batch.encoding != "identity":
+            return False
+        events = json.loads(body).get("events")
+    except (zlib.error, ValueError, AttributeError):
+        return False
+    return isinstance(events, list) and len(events) == batch.event_count
+
+
 def _claim_lock(folder: str) -> threading.Lock:
     with _dir_claims_guard:
         lock = _dir_claims.get(folder)
@@ -70,6 +85,8 @@ class Spool:
         self._suffix = f".{tag}{_SUFFIX}"
         self._size: int | None = None
         self._claim = _claim_lock(str(folder))
+        self.corrupt = 0
+        """Files this spool set aside as ``.corrupt``."""
 
     # -- listing ---------------------------------------------------------------
 
@@ -145,24 +162,26 @@ class Spool:
     def read(self, path: Path) -> Batch | None:
         """Return the batch in ``path``; None if it is gone or unreadable.
 
-        An unreadable file is renamed to ``<name>.corrupt`` so it stops blocking
-        the ones after it.
+        The body is checked (decompressed, parsed, its events counted), so that a
+        truncated file is never sent. An unreadable file is renamed to
+        ``<name>.corrupt`` so it stops blocking the ones after it.
         """
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError:
+            data = b""
         header, sep, body = data.partition(b"\n")
         try:
             meta = json.loads(header)
-            batch = Batch(
+            batch: Batch | None = Batch(
                 body, str(meta["encoding"]), int(meta["count"]), str(meta["key"])
             )
         except (ValueError, KeyError, TypeError):
             batch = None
-        if batch is None or not sep or batch.encoding not in ("gzip", "identity"):
-            with contextlib.suppress(OSError):
-                os.replace(path, path.with_name(path.name + ".corrupt"))
+        if batch is None or not sep or not _whole(batch):
+            self.set_aside(path)
             throttle.warn(
                 f"spool-corrupt:{self.folder}",
                 "spool file %s is unreadable and was set aside as .corrupt",
@@ -170,6 +189,17 @@ class Spool:
             )
             return None
         return batch
+
+    def set_aside(self, path: Path) -> None:
+        """Rename a batch file that cannot be sent to ``<name>.corrupt``."""
+        try:
+            size = path.stat().st_size
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+        except OSError:
+            return
+        self.corrupt += 1
+        if self._size is not None:
+            self._size = max(0, self._size - size)
 
     def remove(self, path: Path) -> None:
         """Delete a batch file that was delivered (or rejected for good)."""

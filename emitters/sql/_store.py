@@ -33,7 +33,13 @@ from sqlalchemy.exc import (
 )
 
 from emitters._emitter import Emitter, PartialDelivery
-from emitters._engine import READ_ONLY, engine_for, mask_url, prepare
+from emitters._engine import (
+    READ_ONLY,
+    engine_for,
+    mask_url,
+    max_statement_bytes,
+    prepare,
+)
 from emitters._model import Event
 from emitters._settings import database_url
 from emitters.sql._queries import (
@@ -95,6 +101,27 @@ def _refused_data(exc: StatementError) -> bool:
     table is not.
     """
     return isinstance(exc, DataError | IntegrityError)
+
+
+# Room for the statement around a row's values.
+_HEADROOM = 64 * 1024
+# Strings shorter than this are never what makes a row too large.
+_LARGE_TEXT = 64 * 1024
+
+
+def _row_bytes(row: tuple[Any, ...]) -> int:
+    """Return about how many bytes ``row`` takes in an INSERT, escapes included."""
+    total = 0
+    for value in row:
+        if isinstance(value, str):
+            if len(value) < _LARGE_TEXT:
+                total += len(value)
+                continue
+            # Quotes and backslashes are escaped in the statement's text.
+            total += len(value.encode()) + value.count('"') + value.count("\\")
+        elif isinstance(value, bytes):
+            total += 2 * len(value)
+    return total
 
 
 def _create_tables(conn: Connection) -> None:
@@ -307,6 +334,54 @@ class SQLEventStore(Emitter):
             return
         with self._write_lock:
             rows, link_rows, runs = self._encoder.rows(events)
+        limit = max_statement_bytes(self.engine)
+        if limit is not None:
+            too_large = [row for row in rows if _row_bytes(row) > limit - _HEADROOM]
+            if too_large:
+                self._write_without(rows, link_rows, runs, too_large, limit)
+                return
+        self._store_rows(rows, link_rows, runs)
+
+    def _write_without(
+        self,
+        rows: list[tuple[Any, ...]],
+        link_rows: list[tuple[Any, ...]],
+        runs: dict[str, RunMeta],
+        too_large: list[tuple[Any, ...]],
+        limit: int,
+    ) -> None:
+        """Store the batch but the events the server cannot take in one packet.
+
+        Sending them would cost the whole batch (MySQL and MariaDB drop the
+        connection): they are counted failed alone.
+
+        Raises:
+            PartialDelivery: Always; it counts the events stored.
+        """
+        skipped = {row[0] for row in too_large}
+        kept = [row for row in rows if row[0] not in skipped]
+        stored = len(kept)
+        if kept:
+            try:
+                self._store_rows(
+                    kept, [link for link in link_rows if link[0] not in skipped], runs
+                )
+            except PartialDelivery as part:
+                stored = part.delivered
+        raise PartialDelivery(
+            stored,
+            f"{len(too_large)} of {len(rows)} events are larger than the server "
+            f"accepts in one statement (max_allowed_packet = {limit} bytes on "
+            f"{self.display_url}); they were not stored",
+        )
+
+    def _store_rows(
+        self,
+        rows: list[tuple[Any, ...]],
+        link_rows: list[tuple[Any, ...]],
+        runs: dict[str, RunMeta],
+    ) -> None:
+        """Store encoded rows, event by event if the database refuses some."""
         try:
             self._write(rows, link_rows, runs)
         except StatementError as exc:

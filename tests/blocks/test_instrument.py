@@ -184,18 +184,6 @@ class Excluded(Block):
         """A method in pydantic's namespace."""
         return "model"
 
-    def save(self) -> str:
-        """The document seam's name."""
-        return "save"
-
-    def load(self) -> str:
-        """The document seam's name."""
-        return "load"
-
-    def delete(self) -> str:
-        """The document seam's name."""
-        return "delete"
-
     @no_events
     def ping(self) -> str:
         """A cheap helper marked no_events."""
@@ -524,9 +512,6 @@ EXCLUDED_CALLS = [
     ("cm", lambda b: b.cm(), "cm"),
     ("sm", lambda b: b.sm(), "sm"),
     ("model_custom", lambda b: b.model_custom(), "model"),
-    ("save", lambda b: b.save(), "save"),
-    ("load", lambda b: b.load(), "load"),
-    ("delete", lambda b: b.delete(), "delete"),
     ("ping", lambda b: b.ping(), "pong"),
 ]
 

@@ -377,12 +377,16 @@ def test_spooled_batches_go_before_newer_ones(
 def test_a_batch_retried_from_the_spool_leaves_no_file(
     receiver: Receiver, make: Callable[..., HttpEmitter], tmp_path: Path
 ) -> None:
-    """A 503 then a 200: the batch is spooled for its retry, then removed."""
+    """A 503 then a 200: the batch is spooled at once, retried from there, removed."""
     spool = tmp_path / "spool"
     receiver.answer(503)
     emitter = make(receiver.url, spool_dir=spool, max_retries=2, **FAST)
     events = [_event() for _ in range(3)]
     emitter.emit_batch(events)
+    # No retry while the caller's batch waits: it is on disk, the endpoint down.
+    assert [seen.status for seen in receiver.requests] == [503]
+    assert (emitter.spooled, len(_spool_files(spool))) == (3, 1)
+    assert emitter.flush(5)
     assert [seen.status for seen in receiver.requests] == [503, 200]
     assert receiver.accepted == events
     assert (emitter.sent, emitter.spooled, emitter.replayed) == (3, 3, 3)
