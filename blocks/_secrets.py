@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr
 
+from emitters._sdk import iter_leaves
+
 __all__ = ["SecretDict", "iter_secret_values"]
 
 
@@ -20,20 +22,13 @@ class SecretDict(Secret[dict[str, Any]]):
 
 
 def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, bytes):
-        yield value.decode("utf-8", "replace")
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int | float):
-        yield str(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _leaves(item)
+    for leaf in iter_leaves(value):
+        if isinstance(leaf, str):
+            yield leaf
+        elif isinstance(leaf, bytes):
+            yield leaf.decode("utf-8", "replace")
+        elif isinstance(leaf, int | float) and not isinstance(leaf, bool):
+            yield str(leaf)
 
 
 def iter_secret_values(value: Any, *, _depth: int = 0) -> Iterator[str]:

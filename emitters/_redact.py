@@ -8,7 +8,6 @@ by ``**********``.
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from typing import Any
@@ -19,11 +18,11 @@ from emitters._model import Event, Resource
 __all__ = [
     "MASK",
     "SDK_KEYS",
-    "RedactingFilter",
-    "protect_logger",
+    "has_secrets",
     "redact_event",
     "redact_text",
     "register_secret",
+    "secret_forms",
 ]
 
 MASK = "**********"
@@ -59,8 +58,7 @@ def register_secret(*values: str | bytes | None) -> None:
             value = value.decode("utf-8", "replace")
         if not value:
             continue
-        # A secret also travels URL-encoded (in a query string, a path, a form).
-        for form in (value, quote(value, safe=""), quote(value), quote_plus(value)):
+        for form in secret_forms(value):
             if form not in _secrets and form not in new:
                 new.append(form)
     if not new:
@@ -72,24 +70,23 @@ def register_secret(*values: str | bytes | None) -> None:
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks registered secrets in the records it passes."""
+def secret_forms(value: str) -> list[str]:
+    """Return ``value`` and the encoded forms it travels in, each once.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the record's message with its redacted text; keep the record."""
-        if _pattern is not None:
-            message = record.getMessage()
-            redacted = redact_text(message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
-        return True
+    A secret also travels URL-encoded (in a query string, a path, a form), so its
+    ``quote`` (path and component) and ``quote_plus`` forms are masked too. Both
+    the registry and the per-request masking of the HTTP blocks use this one list.
+    """
+    forms: list[str] = []
+    for form in (value, quote(value, safe=""), quote(value), quote_plus(value)):
+        if form and form not in forms:
+            forms.append(form)
+    return forms
 
 
-def protect_logger(name: str) -> None:
-    """Mask secrets in what a library's logger writes (httpx logs request URLs)."""
-    logger = logging.getLogger(name)
-    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-        logger.addFilter(RedactingFilter())
+def has_secrets() -> bool:
+    """Return True once any secret is registered (masking is needed at all)."""
+    return _pattern is not None
 
 
 def redact_text(text: str) -> str:

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr
@@ -41,6 +40,7 @@ from blocks._instrument import public_methods
 from blocks._registry import block_class, class_path
 from blocks._secrets import iter_secret_values
 from emitters import emit_event, register_secret
+from emitters._sdk import package_version
 
 if TYPE_CHECKING:
     from blocks._block import Block
@@ -102,13 +102,6 @@ def _info(record: DocumentRecord) -> DocumentInfo:
     return DocumentInfo(
         record.id, record.name, record.block_type, record.created, record.updated
     )
-
-
-def _package_version() -> str:
-    try:
-        return version("eventblocks")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def check_name(name: object, *, new: bool = True) -> str:
@@ -298,7 +291,7 @@ def _store_type_in(
         checksum=described["checksum"],
         fields=described["fields"],
         capabilities=described["capabilities"],
-        version=_package_version(),
+        version=package_version(),
     )
     return type_record, schema
 

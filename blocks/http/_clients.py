@@ -11,13 +11,11 @@ from typing import Any
 
 import httpx
 
-from blocks.http._redact import protect_httpx_logs
 from emitters._sdk import protect_logger
 
 __all__ = ["ClientPair", "ssl_context"]
 
 # httpx logs every request's URL at INFO: mask the secrets in it.
-protect_httpx_logs()
 protect_logger("httpx")
 
 

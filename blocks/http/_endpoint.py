@@ -11,13 +11,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
 from blocks.http._clients import ClientPair
-from blocks.http._redact import (
-    is_secret_name,
-    origin,
-    redact_url,
-    request_secrets,
-    scrub_exception,
-)
+from blocks.http._redact import request_secrets, scrub_exception
 from blocks.http._request import (
     Auth,
     DeleteMethod,
@@ -29,6 +23,7 @@ from blocks.http._request import (
     secret_by_name,
     status_error,
 )
+from emitters._sdk import is_secret_name, origin, redact_url
 
 __all__ = ["HttpEndpoint"]
 

@@ -16,8 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks._block import Block
 from blocks._instrument import _instrumented
-from blocks.http._redact import is_secret_name, origin, redact_url
-from emitters._sdk import EVENTS_OFF_AT_IMPORT
+from emitters._sdk import (
+    EVENTS_OFF_AT_IMPORT,
+    check_http_url,
+    is_secret_name,
+    origin,
+    redact_url,
+)
 
 __all__ = [
     "Auth",
@@ -104,13 +109,7 @@ def http_url(text: str) -> httpx.URL:
     Raises:
         ValueError: Not a URL, or not an absolute http:// or https:// one.
     """
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, TypeError):
-        raise ValueError("must be a valid http:// or https:// URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("must be an absolute URL starting with http:// or https://")
-    return url
+    return check_http_url(text)
 
 
 def status_error(response: httpx.Response, where: str) -> httpx.HTTPStatusError:

@@ -14,10 +14,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
-from blocks.http._redact import is_secret_name
 from blocks.sql._engines import EngineSlot, missing_driver_error
 from blocks.sql._redact import error_detail
 from emitters import register_secret
+from emitters._sdk import is_secret_name
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

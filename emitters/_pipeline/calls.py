@@ -28,6 +28,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from emitters._context import RUN_CONTEXT
+from emitters._introspect import qualified_name
 from emitters._pipeline.build import KIND_OUTCOME
 from emitters._pipeline.pipeline import STATE
 from emitters._text import mend_text
@@ -48,9 +49,7 @@ _MASK = 1023
 
 def error_info(exc: BaseException) -> tuple[str, str]:
     """Return the exception's qualified class name and its message."""
-    cls = type(exc)
-    module = cls.__module__
-    name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    name = qualified_name(exc)
     try:
         message = mend_text(str(exc))
     except Exception:
