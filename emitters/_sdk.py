@@ -26,7 +26,7 @@ from emitters._pipeline.pipeline import (
     drain,
     ensure_configured,
 )
-from emitters._redact import MASK, redact_text, secret_forms
+from emitters._redact import MASK, redact_text, register_named, secret_forms
 from emitters._secret_names import is_secret_name
 from emitters._settings import (
     ENCRYPTION_KEY_VARIABLE,
@@ -62,5 +62,6 @@ __all__ = [
     "qualified_name",
     "redact_text",
     "redact_url",
+    "register_named",
     "secret_forms",
 ]

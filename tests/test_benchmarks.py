@@ -91,3 +91,17 @@ def test_store_benchmark_stores_every_event_and_reports_ratios() -> None:
         ratios["vs_raw_batched"]
         == rates["store_end_to_end"] / rates["raw_executemany_batched"]
     )
+
+
+def test_secret_benchmark_reports_flat_ratios_and_release() -> None:
+    """bench_secrets.py measures each size, prints ratios, and sees secrets released."""
+    result = _run("bench_secrets.py", "--sizes", "0,200,2000", "--repeats", "20")
+    rows = result["rows"]
+    assert isinstance(rows, list)
+    assert [row["size"] for row in rows] == [0, 200, 2000]
+    assert all(row["released"] is True for row in rows)
+    assert all(row["mask_1kb_us"] >= 0 and row["build_us"] > 0 for row in rows)
+    ratios = result["ratios_vs_base"]
+    assert isinstance(ratios, dict)
+    assert set(ratios) == {"2000"}
+    assert set(ratios["2000"]) == {"build", "mask_1kb", "bytes_per_secret"}

@@ -78,12 +78,27 @@ def test_blocks_and_the_http_emitter_share_the_rule() -> None:
     assert sdk.is_secret_name is is_secret_name
 
 
-def test_secret_forms_are_the_value_and_its_url_encodings() -> None:
-    """The value travels as itself and percent-encoded; each form is listed once."""
-    assert secret_forms("abc") == ["abc"]
-    forms = secret_forms("a b/c")
-    assert forms[0] == "a b/c"
-    assert set(forms) == {"a b/c", "a%20b%2Fc", "a%20b/c", "a+b%2Fc"}
+def test_secret_forms_are_the_value_and_its_encodings() -> None:
+    """The value travels as itself, percent-encoded, JSON-escaped, as a bytes repr
+    and in base64; each form is listed once, none shorter than the rule's minimum."""
+    import base64
+
+    value = 'a b/cé"'
+    forms = secret_forms(value)
+    assert forms[0] == value
+    for form in (
+        "a%20b%2Fc%C3%A9%22",
+        "a%20b/c%C3%A9%22",
+        "a+b%2Fc%C3%A9%22",
+        'a b/c\\u00e9\\"',
+        'a b/cé\\"',
+        'a b/c\\xc3\\xa9"',
+        base64.b64encode(value.encode()).decode().rstrip("="),
+    ):
+        assert form in forms, form
+    assert len(forms) == len(set(forms))
+    assert all(len(form) >= 5 for form in forms)
+    assert secret_forms("abcde")[0] == "abcde"
 
 
 def test_redact_url_masks_user_info_and_secret_values_only() -> None:
