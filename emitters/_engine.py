@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     IntegrityError,
     NoSuchModuleError,
@@ -29,17 +29,33 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
+from emitters._secret_names import is_secret_name
+
 __all__ = ["READ_ONLY", "DatabaseURLError", "engine_for", "mask_url", "prepare"]
+
+
+_QUERY_MASK = "***"
 
 
 class DatabaseURLError(ValueError):
     """A database URL cannot be used: it is malformed or its driver is missing."""
 
 
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``, for messages."""
+def mask_url(url: str | URL) -> str:
+    """Return ``url`` with every password in it shown as ``***``, for messages.
+
+    The user-info password and the values of query options whose names carry
+    secrets (``?password=...``, which psycopg reads, ``sslpassword``, ``token``)
+    are masked. This is the one way the SDK shows a database URL.
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url) if isinstance(url, str) else url
+        query = {
+            name: _QUERY_MASK if is_secret_name(name) else value
+            for name, value in parsed.query.items()
+        }
+        text = parsed.set(query=query).render_as_string(hide_password=True)
+        return text.replace("=%2A%2A%2A", f"={_QUERY_MASK}")
     except Exception:
         return "<an unreadable database URL>"
 

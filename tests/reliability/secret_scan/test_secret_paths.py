@@ -138,3 +138,48 @@ def test_emit_event_names_ids_and_run_labels_are_masked(scan: Any) -> None:
         )
         holder.leak()
     scan.assert_clean()
+
+
+def test_database_query_passwords_leak_nothing(
+    scan: Any, postgres: Any, closed_port: int
+) -> None:
+    """A password in the query (parts and whole URL): saved, loaded, used, shown."""
+    from blocks import DocumentStore
+    from blocks.sql import DatabaseCredentials, SqlAlchemyConnector
+
+    query_password = scan.add("query-password")
+    url_password = scan.add("url-query-password", plain=True)
+    credentials = DatabaseCredentials(
+        driver="postgresql+psycopg",
+        username=postgres.username,
+        host=postgres.host,
+        port=postgres.port or 5432,
+        database=postgres.database,
+        query={"password": query_password, "application_name": "scan"},
+    )
+    SqlAlchemyConnector(credentials=credentials).save("pg-query")
+    shown: list[str] = []
+    with flow_run("query-password"):
+        with SqlAlchemyConnector.load("pg-query") as db:
+            db.fetch_one("SELECT 1")
+            shown += [repr(db), str(db.credentials.rendered_url)]
+        down = DatabaseCredentials(
+            url=f"postgresql+psycopg://etl@127.0.0.1:{closed_port}/db"
+            f"?password={url_password}"
+        )
+        shown += [repr(down), down.rendered_url]
+        try:
+            SqlAlchemyConnector(credentials=down).fetch_one("SELECT 1")
+        except Exception as exc:
+            shown.append(str(exc))
+        store = DocumentStore(
+            f"postgresql+psycopg://etl@127.0.0.1:{closed_port}/db"
+            f"?password={url_password}"
+        )
+        shown.append(repr(store))
+        try:
+            store.list_documents()
+        except Exception as exc:
+            shown.append(str(exc))
+    scan.outputs["shown"] = lambda: "\n".join(shown).encode()
+    scan.assert_clean()
