@@ -58,6 +58,7 @@ _BREAK = re.compile(r"\r?\n[ \t]*")
 _warned: set[tuple[str, str]] = set()
 _WARNED_MAX = 10_000
 logger = logging.getLogger("emitters")
+_logs_protected = False
 
 
 def _text(value: str | bytes) -> str:
@@ -85,6 +86,16 @@ def _warn_refused(where: str, field: str, reason: str) -> None:
     )
 
 
+def _protect_logs() -> None:
+    global _logs_protected
+    if not _logs_protected:
+        # Imported here: the log masking module builds on this one.
+        from emitters._logs import protect_library_logs
+
+        protect_library_logs()
+        _logs_protected = True
+
+
 def register_secret(*values: str | bytes | None) -> None:
     """Register secret values so that no event ever carries them.
 
@@ -95,6 +106,7 @@ def register_secret(*values: str | bytes | None) -> None:
     one repeated character is refused with a warning, as masking it would garble
     ordinary text.
     """
+    _protect_logs()
     for position, value in enumerate(values, start=1):
         if not value:
             continue
@@ -118,6 +130,7 @@ def register_named(
         named: ``(field, value)`` pairs; a value refused by the rule is named by
             its field in a warning, never shown.
     """
+    _protect_logs()
     accepted: list[str] = []
     for field, value in named:
         if not value:

@@ -183,3 +183,60 @@ def test_database_query_passwords_leak_nothing(
             shown.append(str(exc))
     scan.outputs["shown"] = lambda: "\n".join(shown).encode()
     scan.assert_clean()
+
+
+def test_library_logs_leak_nothing(scan: Any, postgres: Any) -> None:
+    """SQL text with a secret at DEBUG, and a redirect's Location in httpcore's log."""
+    import secrets as random_names
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import quote
+
+    from blocks.http import HttpEndpoint
+    from blocks.sql import DatabaseCredentials, SqlAlchemyConnector
+    from blocks.system import Secret
+
+    role_password = scan.add("role-password")
+    api_key = scan.add("redirect-api-key")
+    holder = Secret(value=role_password)
+    role = f"scan_role_{random_names.token_hex(4)}"
+    credentials = DatabaseCredentials(
+        driver="postgresql+psycopg",
+        username=postgres.username,
+        host=postgres.host,
+        port=postgres.port or 5432,
+        database=postgres.database,
+    )
+
+    class Redirects(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/start"):
+                self.send_response(302)
+                self.send_header("Location", f"/next?api_key={quote(api_key, safe='')}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Stay quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirects)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with flow_run("library-logs"):
+            with SqlAlchemyConnector(credentials=credentials) as db:
+                db.execute(f"CREATE ROLE {role} PASSWORD '{role_password}'")
+                db.execute(f"DROP ROLE {role}")
+            endpoint = HttpEndpoint(
+                base_url=f"http://127.0.0.1:{server.server_address[1]}",
+                headers={"X-Api-Key": api_key},
+            )
+            endpoint.get("start")
+            endpoint.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert holder.get() == role_password
+    scan.assert_clean()
