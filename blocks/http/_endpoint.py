@@ -16,6 +16,7 @@ from blocks.http._request import (
     Auth,
     DeleteMethod,
     HeaderValue,
+    check_header_values,
     http_delete,
     http_url,
     request_payload,
@@ -121,12 +122,17 @@ class HttpEndpoint(Block):
             query = query.merge(params)
         return url.copy_with(params=query)
 
+    def _home(self) -> tuple[str, str, int | None]:
+        """The only origin this endpoint's secrets may be sent to."""
+        return origin(httpx.URL(self.base_url))
+
     def _headers(self, headers: Mapping[str, str] | None) -> httpx.Headers:
         merged = httpx.Headers(reveal(self.headers))
         if self.auth is not None:
             merged["Authorization"] = self.auth.header()
         if headers:
             merged.update(headers)
+        check_header_values(merged)
         return merged
 
     def _options(
@@ -181,7 +187,9 @@ class HttpEndpoint(Block):
             ValueError: An absolute URL on another server.
         """
         url = self._url(path_or_url, params)
-        client = self._clients.sync(verify=self.verify, retries=self.retries)
+        client = self._clients.sync(
+            verify=self.verify, retries=self.retries, home=self._home()
+        )
         options = self._options(headers, timeout)
         try:
             response = client.request(
@@ -312,7 +320,9 @@ class HttpEndpoint(Block):
         """Send one request with the event loop's ``httpx.AsyncClient``; see
         :meth:`request`."""
         url = self._url(path_or_url, params)
-        client = self._clients.asynchronous(verify=self.verify, retries=self.retries)
+        client = self._clients.asynchronous(
+            verify=self.verify, retries=self.retries, home=self._home()
+        )
         options = self._options(headers, timeout)
         try:
             response = await client.request(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import re
 import types
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, overload
@@ -30,6 +31,7 @@ __all__ = [
     "BearerAuth",
     "DeleteMethod",
     "HeaderValue",
+    "check_header_values",
     "http_delete",
     "http_url",
     "request_payload",
@@ -83,6 +85,38 @@ class BearerAuth(BaseModel):
 
 
 Auth = Annotated[BasicAuth | BearerAuth, Field(discriminator="kind")]
+
+
+# What HTTP/1.1 refuses in a header value: control characters but the tab, and
+# DEL. A token read from a file often ends with a line break.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_header_values(headers: Mapping[str, str] | httpx.Headers) -> None:
+    """Refuse header values that cannot be sent, before anything is sent.
+
+    Raises:
+        ValueError: A value holds a line break or another control character, or
+            starts or ends with a space. The message names the header, never
+            the value (it may be a secret).
+    """
+    if isinstance(headers, httpx.Headers):
+        # As given, not lowercased, so that the message names them as written.
+        items = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers.raw]
+    else:
+        items = list(headers.items())
+    for name, value in items:
+        if _BAD_VALUE.search(value):
+            raise ValueError(
+                f"The value of header {name!r} contains a line break or another "
+                "control character, which HTTP does not allow (a token read from "
+                "a file often ends with a newline: strip it)"
+            )
+        if value != value.strip(" \t"):
+            raise ValueError(
+                f"The value of header {name!r} starts or ends with a space or a "
+                "tab, which HTTP does not allow: strip it"
+            )
 
 
 def secret_by_name(values: dict[str, HeaderValue]) -> dict[str, HeaderValue]:

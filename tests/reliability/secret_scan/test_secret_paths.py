@@ -240,3 +240,32 @@ def test_library_logs_leak_nothing(scan: Any, postgres: Any) -> None:
         server.server_close()
     assert holder.get() == role_password
     scan.assert_clean()
+
+
+def test_unsendable_header_values_leak_nothing(
+    scan: Any, receiver: tuple[str, list[bytes]]
+) -> None:
+    """A bearer token with a trailing newline (as read from a file), and a per-call
+    header value with a line break: refused before sending, named, never shown."""
+    from blocks.http import BearerAuth, HttpEndpoint
+
+    base, _ = receiver
+    token = scan.add("newline-token")
+    header = scan.add("newline-header")
+    shown: list[str] = []
+    with flow_run("headers"):
+        api = HttpEndpoint(base_url=f"{base}/v1", auth=BearerAuth(token=token + "\n"))
+        plain = HttpEndpoint(base_url=f"{base}/v1")
+        for call in (
+            lambda: api.get("orders"),
+            lambda: plain.get("orders", headers={"X-Api-Key": header + "\n"}),
+        ):
+            try:
+                call()
+            except ValueError as exc:
+                shown.append(str(exc))
+        api.close()
+        plain.close()
+    assert len(shown) == 2
+    scan.outputs["exceptions"] = lambda: "\n".join(shown).encode()
+    scan.assert_clean()
