@@ -38,9 +38,9 @@ from blocks._errors import (
 )
 from blocks._instrument import public_methods
 from blocks._registry import block_class, class_path
-from blocks._secrets import iter_secret_values
-from emitters import emit_event, register_secret
-from emitters._sdk import package_version
+from blocks._secrets import iter_named_secrets
+from emitters import emit_event
+from emitters._sdk import package_version, register_named
 
 if TYPE_CHECKING:
     from blocks._block import Block
@@ -382,6 +382,8 @@ class _Decoder:
         self.store = store
         self.cipher = cipher
         self.stack = stack
+        # Every value stored encrypted, by field: registered with the block.
+        self.secrets: list[tuple[str, str | bytes]] = []
 
     def value(self, value: Any, record: DocumentRecord, path: str) -> Any:
         if isinstance(value, dict):
@@ -390,12 +392,13 @@ class _Decoder:
                     value[SECRET], document=record.address, field=path
                 )
                 if value.get("bytes"):
-                    register_secret(*iter_secret_values(SecretBytes(plain)))
+                    self.secrets.extend(iter_named_secrets(SecretBytes(plain), path))
                     return plain
                 decoded = json.loads(plain)
-                # Saved as secret, so registered now, whatever the field has
-                # become: a class whose field turned plain would not register it.
-                register_secret(*iter_secret_values(Secret[Any](decoded)))
+                # Saved as secret, so registered with the block, whatever the
+                # field has become: a class whose field turned plain would not
+                # register it.
+                self.secrets.extend(iter_named_secrets(Secret[Any](decoded), path))
                 # A secret string stays a SecretStr, also in a field typed
                 # str | SecretStr, where pydantic would otherwise pick str.
                 return SecretStr(decoded) if isinstance(decoded, str) else decoded
@@ -444,6 +447,7 @@ def materialize(
         raise BlockValidationError(
             exc.block_type, exc.errors, document=record.address
         ) from None
+    register_named(block, cls.block_type_slug, decoder.secrets)
     block._set_document(record.id, record.name, fresh=True)
     return block
 
