@@ -222,9 +222,12 @@ class _Registry:
             held = self.owners.get(key)
             if held is None:
                 try:
-                    weakref.finalize(owner, self.dead.append, key)
+                    release = weakref.finalize(owner, self.dead.append, key)
                 except TypeError:
                     return False  # not weakly referable: the caller keeps them
+                # Not at exit: the pipeline's last flush, which runs after
+                # finalizers, still masks the events of blocks alive until then.
+                release.atexit = False
                 held = self.owners[key] = set()
             for form in forms:
                 form = _lower(form)
