@@ -35,7 +35,7 @@ from pydantic import SecretStr
 
 from blocks import Block
 from emitters._redact import redact_text
-from emitters._secret_store import registered_count
+from emitters._registry import registered_count
 
 
 class BenchHolder(Block):

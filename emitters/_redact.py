@@ -6,7 +6,7 @@ before any event reaches a processor or a sink, every registered value in its
 payload (and, for events from ``emit_event``, in its name and in its resources'
 ids, names and labels, run labels included) is replaced by ``**********``. The
 registry itself, the forms a secret travels in and the rule refusing values too
-short or too common to mask are in :mod:`emitters._secret_store`.
+short or too common to mask are in :mod:`emitters._registry`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from emitters._model import Event, RelatedResource, Resource
-from emitters._secret_store import (
+from emitters._registry import (
     find_spans,
     has_secrets,
     is_registered,

@@ -24,7 +24,7 @@ from emitters._ids import (
 from emitters._ids import _VERSION_AND_VARIANT as _VV
 from emitters._model import _ALL_FIELDS, _EVENT_SLOTS, Event, RelatedResource, Resource
 from emitters._redact import redact_event, redact_related
-from emitters._secret_store import version as secrets_version
+from emitters._registry import version as secrets_version
 from emitters._text import mend_text
 from emitters._trace import trace_related
 

@@ -14,7 +14,7 @@ from pydantic import SecretBytes, SecretStr
 from blocks import Block, SecretDict
 from emitters import register_secret
 from emitters._redact import MASK, redact_event, redact_text
-from emitters._secret_store import (
+from emitters._registry import (
     MIN_SECRET_LENGTH,
     find_spans,
     refusal,
