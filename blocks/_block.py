@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import types
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID
 
@@ -13,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from blocks._errors import BlockDefinitionError, BlockValidationError
 from blocks._instrument import EXCLUDED_NAMES, instrument_class
 from blocks._registry import register_type
-from blocks._secrets import iter_secret_values
-from emitters import RelatedResource, Resource, register_secret
+from blocks._secrets import register_held_secrets
+from emitters import RelatedResource, Resource
 from emitters._sdk import EVENTS_OFF_AT_IMPORT, SourceInfo, drain, ensure_configured
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Block(BaseModel):
 
     block_type_slug: ClassVar[str] = "block"
     events_enabled: ClassVar[bool] = True
+    __eventblocks_block__: ClassVar[bool] = True
 
     _document_id: UUID | None = PrivateAttr(default=None)
     _document_name: str | None = PrivateAttr(default=None)
@@ -114,7 +116,77 @@ class Block(BaseModel):
             ) from None
 
     def model_post_init(self, context: Any, /) -> None:
-        register_secret(*iter_secret_values(self))
+        # Every validated or constructed instance passes here: the constructor,
+        # model_validate, model_validate_json, model_validate_strings,
+        # model_construct, and a block nested in another's input.
+        self._register_secrets()
+
+    def _register_secrets(self) -> None:
+        """Register every secret this block holds while it is alive."""
+        register_held_secrets(self, type(self).block_type_slug, self)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Validate ``obj`` into a block; errors never quote the input.
+
+        Raises:
+            BlockValidationError: A field is invalid; the message names it.
+        """
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise BlockValidationError.from_pydantic(cls.block_type_slug, exc) from None
+
+    @classmethod
+    def model_validate_json(
+        cls, json_data: str | bytes | bytearray, *args: Any, **kwargs: Any
+    ) -> Self:
+        """Validate JSON into a block; errors never quote the input.
+
+        Raises:
+            BlockValidationError: The JSON is invalid or a field is; the message
+                names the field.
+        """
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as exc:
+            raise BlockValidationError.from_pydantic(cls.block_type_slug, exc) from None
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Validate a mapping of strings into a block; errors never quote the input.
+
+        Raises:
+            BlockValidationError: A field is invalid; the message names it.
+        """
+        try:
+            return super().model_validate_strings(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise BlockValidationError.from_pydantic(cls.block_type_slug, exc) from None
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Self:
+        """Return a copy (``update`` replaces fields, unvalidated); its secrets,
+        ``update``'s included, are registered."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._register_secrets()
+        return copied
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied._register_secrets()
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        copied = super().__deepcopy__(memo)
+        copied._register_secrets()
+        return copied
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # Unpickling (a block sent to a spawn worker) skips model_post_init.
+        super().__setstate__(state)
+        self._register_secrets()
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):
@@ -126,7 +198,9 @@ class Block(BaseModel):
             raise BlockValidationError.from_pydantic(
                 type(self).block_type_slug, exc
             ) from None
-        register_secret(*iter_secret_values(getattr(self, name, None)))
+        register_held_secrets(
+            self, type(self).block_type_slug, getattr(self, name, None), prefix=name
+        )
         self._event_source = None
 
     # -- documents ---------------------------------------------------------------

@@ -13,7 +13,6 @@ import contextvars
 import functools
 import inspect
 import logging
-import os
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -21,6 +20,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from emitters._ids import new_uuid7
 from emitters._model import MAX_NAME, RelatedResource
+from emitters._settings import flow_run_id, flow_run_name
 from emitters._text import mend_text
 
 __all__ = [
@@ -112,10 +112,8 @@ _env_cache: tuple[tuple[str | None, str | None], RunContext] | None = None
 def environment_run_context() -> RunContext:
     """Return the run context named by the environment (empty when none is set)."""
     global _env_cache
-    run_id = os.environ.get("EVENTBLOCKS_FLOW_RUN_ID") or os.environ.get(
-        "PREFECT__FLOW_RUN_ID"
-    )
-    name = os.environ.get("EVENTBLOCKS_FLOW_RUN_NAME")
+    run_id = flow_run_id()
+    name = flow_run_name()
     key = (run_id, name)
     cached = _env_cache
     if cached is not None and cached[0] == key:

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     IntegrityError,
     NoSuchModuleError,
     OperationalError,
     ProgrammingError,
 )
+
+from emitters._secret_names import is_secret_name
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -52,14 +54,28 @@ by the client, so a server that stops answering is given up too). Settings of th
 same name in the URL's query win."""
 
 
+_QUERY_MASK = "***"
+
+
 class DatabaseURLError(ValueError):
     """A database URL cannot be used: it is malformed or its driver is missing."""
 
 
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``, for messages."""
+def mask_url(url: str | URL) -> str:
+    """Return ``url`` with every password in it shown as ``***``, for messages.
+
+    The user-info password and the values of query options whose names carry
+    secrets (``?password=...``, which psycopg reads, ``sslpassword``, ``token``)
+    are masked. This is the one way the SDK shows a database URL.
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url) if isinstance(url, str) else url
+        query = {
+            name: _QUERY_MASK if is_secret_name(name) else value
+            for name, value in parsed.query.items()
+        }
+        text = parsed.set(query=query).render_as_string(hide_password=True)
+        return text.replace("=%2A%2A%2A", f"={_QUERY_MASK}")
     except Exception:
         return "<an unreadable database URL>"
 

@@ -1,29 +1,43 @@
-"""The secret registry and the redaction that runs on every event.
+"""Masking registered secrets: in text, in every event, in what blocks hold.
 
-Blocks register each secret value they hold as soon as they are built; before any
-event reaches a processor or a sink, every registered value in its payload (and, for
-events from ``emit_event``, in its resource and related labels and names) is replaced
-by ``**********``.
+Blocks register each secret value they hold as soon as they come into being
+(built, validated, copied, unpickled, loaded, or given a new value at any depth);
+before any event reaches a processor or a sink, every registered value in its
+payload (and, for events from ``emit_event``, in its name and in its resources'
+ids, names and labels, run labels included) is replaced by ``**********``. The
+registry itself, the forms a secret travels in and the rule refusing values too
+short or too common to mask are in :mod:`emitters._registry`.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
-import threading
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus
 
-from emitters._model import Event, Resource
+from emitters._model import Event, RelatedResource, Resource
+from emitters._registry import (
+    find_spans,
+    has_secrets,
+    is_registered,
+    refusal,
+    register_forms,
+    register_owned,
+    secret_forms,
+)
 
 __all__ = [
     "MASK",
     "SDK_KEYS",
-    "RedactingFilter",
-    "protect_logger",
+    "has_secrets",
     "redact_event",
+    "redact_related",
     "redact_text",
+    "register_named",
     "register_secret",
+    "secret_forms",
 ]
 
 MASK = "**********"
@@ -39,99 +53,212 @@ SDK_KEYS = frozenset(
         "payload_error",
     }
 )
+# A line break and the indentation after it: a secret wrapped over two lines.
+_BREAK = re.compile(r"\r?\n[ \t]*")
+_warned: set[tuple[str, str]] = set()
+_WARNED_MAX = 10_000
+logger = logging.getLogger("emitters")
+_logs_protected = False
 
-_lock = threading.Lock()
-_secrets: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+
+def _text(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        # Bytes that are not UTF-8 keep their bytes (as surrogates), so the forms
+        # made from them (the bytes repr, base64) are those of the real bytes.
+        return value.decode("utf-8", "surrogateescape")
+    return value
+
+
+def _warn_refused(where: str, field: str, reason: str) -> None:
+    key = (where, field)
+    if key in _warned:
+        return
+    if len(_warned) >= _WARNED_MAX:
+        _warned.clear()
+    _warned.add(key)
+    logger.warning(
+        "the secret in %s of %s is not masked in events and logs: its value is %s "
+        "(values shorter than 5 characters, common words and one repeated "
+        "character are never masked, as masking them would garble other text)",
+        field,
+        where,
+        reason,
+    )
+
+
+def _protect_logs() -> None:
+    global _logs_protected
+    if not _logs_protected:
+        # Imported here: the log masking module builds on this one.
+        from emitters._logs import protect_library_logs
+
+        protect_library_logs()
+        _logs_protected = True
 
 
 def register_secret(*values: str | bytes | None) -> None:
     """Register secret values so that no event ever carries them.
 
-    Blocks call this for every ``SecretStr``/``SecretDict`` value they hold; call it
+    Blocks register every ``SecretStr``/``SecretDict`` value they hold; call this
     yourself for secrets your own code may put into an event or an exception
-    message. Empty values are ignored.
+    message. Values registered here stay registered for the life of the process.
+    Empty values are ignored; a value shorter than 5 characters, a common word or
+    one repeated character is refused with a warning, as masking it would garble
+    ordinary text.
     """
-    global _pattern
-    new: list[str] = []
-    for value in values:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+    _protect_logs()
+    for position, value in enumerate(values, start=1):
         if not value:
             continue
-        # A secret also travels URL-encoded (in a query string, a path, a form).
-        for form in (value, quote(value, safe=""), quote(value), quote_plus(value)):
-            if form not in _secrets and form not in new:
-                new.append(form)
-    if not new:
-        return
-    with _lock:
-        _secrets.update(new)
-        # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        text = _text(value)
+        reason = refusal(text)
+        if reason is not None:
+            _warn_refused("register_secret()", f"argument {position}", reason)
+            continue
+        register_forms(text)
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks registered secrets in the records it passes."""
+def register_named(
+    owner: object, where: str, named: Iterable[tuple[str, str | bytes]]
+) -> None:
+    """Register the secrets ``owner`` holds, while it is alive.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the record's message with its redacted text; keep the record."""
-        if _pattern is not None:
-            message = record.getMessage()
-            redacted = redact_text(message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
-        return True
+    Args:
+        owner: The object (a block, a model inside one) whose collection releases
+            them.
+        where: What holds them, for the warning (a block type's slug).
+        named: ``(field, value)`` pairs; a value refused by the rule is named by
+            its field in a warning, never shown.
+    """
+    _protect_logs()
+    accepted: list[str] = []
+    for field, value in named:
+        if not value:
+            continue
+        text = _text(value)
+        reason = refusal(text)
+        if reason is not None:
+            _warn_refused(where, field, reason)
+            continue
+        accepted.append(text)
+    if accepted:
+        register_owned(owner, accepted)
 
 
-def protect_logger(name: str) -> None:
-    """Mask secrets in what a library's logger writes (httpx logs request URLs)."""
-    logger = logging.getLogger(name)
-    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-        logger.addFilter(RedactingFilter())
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _wrapped_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of secrets that a line break (and indentation) splits in two."""
+    pieces: list[str] = []
+    joined_at: list[int] = []
+    original_at: list[int] = []
+    position = joined = 0
+    for match in _BREAK.finditer(text):
+        pieces.append(text[position : match.start()])
+        joined_at.append(joined)
+        original_at.append(position)
+        joined += match.start() - position
+        position = match.end()
+    pieces.append(text[position:])
+    joined_at.append(joined)
+    original_at.append(position)
+
+    def original(index: int) -> int:
+        piece = bisect.bisect_right(joined_at, index) - 1
+        return original_at[piece] + index - joined_at[piece]
+
+    out = []
+    for start, end in find_spans("".join(pieces)):
+        first, last = original(start), original(end - 1) + 1
+        if last - first != end - start:  # it crossed a break
+            out.append((first, last))
+    return out
 
 
 def redact_text(text: str) -> str:
-    """Return ``text`` with every registered secret value replaced by the mask."""
-    pattern = _pattern
-    if pattern is None:
+    """Return ``text`` with every registered secret replaced by the mask.
+
+    Every form of every secret is found in one pass, whatever their number,
+    ignoring ASCII case; a secret wrapped over two lines is found too.
+    """
+    if not has_secrets():
         return text
-    return pattern.sub(MASK, text)
+    spans = find_spans(text)
+    if "\n" in text:
+        wrapped = _wrapped_spans(text)
+        if wrapped:
+            spans = _merge(spans + wrapped)
+    if not spans:
+        return text
+    parts: list[str] = []
+    position = 0
+    for start, end in spans:
+        parts.append(text[position:start])
+        parts.append(MASK)
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
-def _redact_value(value: Any, pattern: re.Pattern[str]) -> Any:
+def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return pattern.sub(MASK, value) if pattern.search(value) else value
+        return redact_text(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         # A secret number (a PIN in a SecretDict) is registered as its text.
-        return MASK if str(value) in _secrets else value
+        return MASK if is_registered(str(value)) else value
     if isinstance(value, dict):
         changed = False
         out: dict[Any, Any] = {}
-        # The SDK's own keys are names, not data: a short secret that happens to
-        # occur in "duration_ms" must not garble it. Any other key may be data.
+        # The SDK's own keys are names, not data; any other key may be data.
         for key, item in value.items():
-            new_key = key if key in SDK_KEYS else _redact_value(key, pattern)
-            new_item = _redact_value(item, pattern)
+            new_key = key if key in SDK_KEYS else _redact_value(key)
+            new_item = _redact_value(item)
             changed = changed or new_key is not key or new_item is not item
             out[new_key] = new_item
         return out if changed else value
     if isinstance(value, list | tuple):
-        items = [_redact_value(item, pattern) for item in value]
+        items = [_redact_value(item) for item in value]
         if any(a is not b for a, b in zip(items, value, strict=True)):
             return type(value)(items)
         return value
     return value
 
 
-def _redact_resource(resource: Resource, pattern: re.Pattern[str]) -> Resource:
-    name = resource.name
-    new_name = _redact_value(name, pattern) if name is not None else None
-    labels = _redact_value(resource.labels, pattern)
-    if new_name is name and labels is resource.labels:
-        return resource
-    return resource.model_copy(update={"name": new_name, "labels": labels})
+def _redact_resource(resource: Resource) -> Resource:
+    update: dict[str, Any] = {}
+    new_id = redact_text(resource.id)
+    if new_id != resource.id:
+        update["id"] = new_id
+    if resource.name is not None:
+        new_name = redact_text(resource.name)
+        if new_name != resource.name:
+            update["name"] = new_name
+    labels = _redact_value(resource.labels)
+    if labels is not resource.labels:
+        update["labels"] = labels
+    return resource.model_copy(update=update) if update else resource
+
+
+def redact_related(
+    related: tuple[RelatedResource, ...],
+) -> tuple[RelatedResource, ...]:
+    """Return ``related`` with secrets masked (the same tuple if clean)."""
+    if not has_secrets():
+        return related
+    new = tuple(_redact_resource(r) for r in related)
+    if any(a is not b for a, b in zip(new, related, strict=True)):
+        return new  # type: ignore[return-value]
+    return related
 
 
 def redact_event(event: Event, *, resources: bool = False) -> Event:
@@ -139,23 +266,26 @@ def redact_event(event: Event, *, resources: bool = False) -> Event:
 
     Args:
         event: The event to clean.
-        resources: Also clean resource and related names and labels, for events
-            whose resources came from user code.
+        resources: Also clean the event's name and its resource's and related
+            resources' ids, names and labels, for events whose names and
+            resources came from user code (``emit_event``).
     """
-    pattern = _pattern
-    if pattern is None:
+    if not has_secrets():
         return event
-    payload = _redact_value(event.payload, pattern)
+    payload = _redact_value(event.payload)
     update: dict[str, Any] = {}
     if payload is not event.payload:
         update["payload"] = payload
     if resources:
-        resource = _redact_resource(event.resource, pattern)
+        name = redact_text(event.event)
+        if name != event.event:
+            update["event"] = name
+        resource = _redact_resource(event.resource)
         if resource is not event.resource:
             update["resource"] = resource
-        new_related = tuple(_redact_resource(r, pattern) for r in event.related)
-        if any(a is not b for a, b in zip(new_related, event.related, strict=True)):
-            update["related"] = new_related
+        related = redact_related(event.related)
+        if related is not event.related:
+            update["related"] = related
     if not update:
         return event
     return event.model_copy(update=update)

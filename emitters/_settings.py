@@ -1,9 +1,13 @@
-"""Where eventblocks keeps its files and its database, from the environment.
+"""Every ``EVENTBLOCKS_*`` environment variable, read in one place.
 
-``EVENTBLOCKS_HOME`` (default ``~/.eventblocks``) holds the SQLite database and the
-encryption key file; ``EVENTBLOCKS_DATABASE_URL`` (any SQLAlchemy URL) replaces the
-SQLite database, for a team that shares PostgreSQL or MySQL/MariaDB. Both are read
-each time, so a test or a script can set them before use.
+Each variable has one function here that reads it (stripped; empty counts as
+unset) and documents it; no other module of ``emitters`` or ``blocks`` reads the
+environment for them. Values are read each time a function is called, so a test or
+a script can set them before use, except ``EVENTBLOCKS_EVENTS``, which the pipeline
+reads once at import.
+
+The Configuration page of the documentation lists them all in one table; a test
+keeps that table and this module in step.
 """
 
 from __future__ import annotations
@@ -14,20 +18,51 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-__all__ = ["database_url", "home", "max_buffer_bytes"]
+__all__ = [
+    "ENCRYPTION_KEY_VARIABLE",
+    "HTTP_HEADERS_VARIABLE",
+    "database_url",
+    "emitters_setting",
+    "encryption_key",
+    "events_off",
+    "file_path",
+    "flow_run_id",
+    "flow_run_name",
+    "home",
+    "http_headers",
+    "http_spool_dir",
+    "http_url",
+    "max_buffer_bytes",
+]
+
+ENCRYPTION_KEY_VARIABLE = "EVENTBLOCKS_ENCRYPTION_KEY"
+HTTP_HEADERS_VARIABLE = "EVENTBLOCKS_HTTP_HEADERS"
+
+
+def _read(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
 
 DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 
 
 def home() -> Path:
-    """Return the eventblocks home folder (not created here)."""
-    configured = os.environ.get("EVENTBLOCKS_HOME", "").strip()
+    """``EVENTBLOCKS_HOME``: the eventblocks home folder (not created here).
+
+    It holds the SQLite database, the encryption key file, and the file and HTTP
+    sinks' default paths. Default: ``~/.eventblocks``.
+    """
+    configured = _read("EVENTBLOCKS_HOME")
     return Path(configured).expanduser() if configured else Path.home() / ".eventblocks"
 
 
 def database_url() -> str:
-    """Return the database URL: ``EVENTBLOCKS_DATABASE_URL`` or SQLite in the home."""
-    configured = os.environ.get("EVENTBLOCKS_DATABASE_URL", "").strip()
+    """``EVENTBLOCKS_DATABASE_URL``: the database of documents and events.
+
+    Any SQLAlchemy URL, for a team that shares PostgreSQL or MySQL/MariaDB.
+    Default: SQLite in the home folder.
+    """
+    configured = _read("EVENTBLOCKS_DATABASE_URL")
     if configured:
         return configured
     # Built, not formatted: a home with "?", "#" or "%XX" in it is still a path.
@@ -41,7 +76,7 @@ def max_buffer_bytes() -> int:
     A value that is not a positive whole number of bytes is ignored with a
     warning: telemetry settings never stop the program.
     """
-    raw = os.environ.get("EVENTBLOCKS_MAX_BUFFER_BYTES", "").strip()
+    raw = _read("EVENTBLOCKS_MAX_BUFFER_BYTES")
     if not raw:
         return DEFAULT_MAX_BUFFER_BYTES
     try:
@@ -57,3 +92,75 @@ def max_buffer_bytes() -> int:
         )
         return DEFAULT_MAX_BUFFER_BYTES
     return value
+
+
+def encryption_key() -> str:
+    """``EVENTBLOCKS_ENCRYPTION_KEY``: the Fernet key of saved secrets ("" if unset).
+
+    Unset, the key lives in a file in the home folder, made on first save.
+    """
+    return _read(ENCRYPTION_KEY_VARIABLE)
+
+
+def events_off() -> bool:
+    """``EVENTBLOCKS_EVENTS``: True when it is ``off``, ``0``, ``false`` or ``no``.
+
+    Read once when the pipeline is imported: a process started with events off
+    records none, whatever ``configure`` is later given.
+    """
+    return _read("EVENTBLOCKS_EVENTS").lower() in ("off", "0", "false", "no")
+
+
+def emitters_setting() -> str:
+    """``EVENTBLOCKS_EMITTERS``: the default sinks as written ("" if unset).
+
+    A comma list of sink names (``sql``, ``console``, ``file``, ``http``, ``otel``,
+    or ``none``); the pipeline parses it. Unset means ``sql``.
+    """
+    return _read("EVENTBLOCKS_EMITTERS")
+
+
+def file_path() -> Path:
+    """``EVENTBLOCKS_FILE_PATH``: the file sink's JSON-lines file.
+
+    Default: ``events.jsonl`` in the home folder.
+    """
+    configured = _read("EVENTBLOCKS_FILE_PATH")
+    return Path(configured) if configured else home() / "events.jsonl"
+
+
+def http_url() -> str:
+    """``EVENTBLOCKS_HTTP_URL``: the HTTP sink's endpoint ("" if unset; required)."""
+    return _read("EVENTBLOCKS_HTTP_URL")
+
+
+def http_headers() -> str:
+    """``EVENTBLOCKS_HTTP_HEADERS``: the HTTP sink's extra headers as written.
+
+    ``name=value,name=value`` with percent-encoded values, like OpenTelemetry's
+    ``OTEL_EXPORTER_OTLP_HEADERS``; the HTTP sink parses it.
+    """
+    return _read(HTTP_HEADERS_VARIABLE)
+
+
+def http_spool_dir() -> Path:
+    """``EVENTBLOCKS_HTTP_SPOOL_DIR``: the HTTP sink's spool folder.
+
+    Default: ``spool`` in the home folder.
+    """
+    configured = _read("EVENTBLOCKS_HTTP_SPOOL_DIR")
+    return Path(configured).expanduser() if configured else home() / "spool"
+
+
+def flow_run_id() -> str | None:
+    """``EVENTBLOCKS_FLOW_RUN_ID``: the run every event belongs to, or None.
+
+    When unset, Prefect's ``PREFECT__FLOW_RUN_ID`` is used, so events of a flow
+    run by Prefect are tagged with its run.
+    """
+    return _read("EVENTBLOCKS_FLOW_RUN_ID") or _read("PREFECT__FLOW_RUN_ID") or None
+
+
+def flow_run_name() -> str | None:
+    """``EVENTBLOCKS_FLOW_RUN_NAME``: the run's name, or None (the id names it)."""
+    return _read("EVENTBLOCKS_FLOW_RUN_NAME") or None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emitters._emitter import Emitter, PartialDelivery
 from emitters._model import Event
-from emitters._settings import home
+from emitters._settings import file_path
 
 try:
     import fcntl
@@ -343,5 +343,4 @@ def from_environment() -> FileEmitter:
     ``EVENTBLOCKS_FILE_PATH`` names the file; by default it is ``events.jsonl`` in
     the eventblocks home (``EVENTBLOCKS_HOME``, by default ``~/.eventblocks``).
     """
-    configured = os.environ.get("EVENTBLOCKS_FILE_PATH", "").strip()
-    return FileEmitter(configured or home() / "events.jsonl")
+    return FileEmitter(file_path())

@@ -141,3 +141,17 @@ def test_runs_benchmark_reports_every_query_and_ratio() -> None:
     ratios = result["ratios"]
     assert isinstance(ratios, dict)
     assert ratios["runs_ls_vs_goal"] == ms["runs_ls"] / 20.0
+
+
+def test_secret_benchmark_reports_flat_ratios_and_release() -> None:
+    """bench_secrets.py measures each size, prints ratios, and sees secrets released."""
+    result = _run("bench_secrets.py", "--sizes", "0,200,2000", "--repeats", "20")
+    rows = result["rows"]
+    assert isinstance(rows, list)
+    assert [row["size"] for row in rows] == [0, 200, 2000]
+    assert all(row["released"] is True for row in rows)
+    assert all(row["mask_1kb_us"] >= 0 and row["build_us"] > 0 for row in rows)
+    ratios = result["ratios_vs_base"]
+    assert isinstance(ratios, dict)
+    assert set(ratios) == {"2000"}
+    assert set(ratios["2000"]) == {"build", "mask_1kb", "bytes_per_secret"}

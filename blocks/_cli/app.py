@@ -20,7 +20,6 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
@@ -35,7 +34,7 @@ from blocks._cli.output import help_without_command
 from blocks._cli.runs import runs_app
 from blocks._cli.types import register, type_app
 from blocks._errors import BlockError, BlockValidationError
-from emitters._sdk import redact_text
+from emitters._sdk import package_version, redact_text
 
 __all__ = ["app", "main"]
 
@@ -49,16 +48,9 @@ class _Options:
     debug: bool = False
 
 
-def _version() -> str:
-    try:
-        return version("eventblocks")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def _print_version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"{PROG} {_version()}\n")
+        sys.stdout.write(f"{PROG} {package_version()}\n")
         raise typer.Exit()
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from blocks._errors import BlockDecryptionError
-from emitters._sdk import home
+from emitters._sdk import ENCRYPTION_KEY_VARIABLE, encryption_key, home
 
 __all__ = ["SecretCipher", "key_file"]
 
-_ENV = "EVENTBLOCKS_ENCRYPTION_KEY"
+_ENV = ENCRYPTION_KEY_VARIABLE
 
 
 def key_file() -> Path:
@@ -39,7 +39,7 @@ def _fernet(key: bytes, source: str) -> Fernet:
 
 
 def _load_key(create: bool) -> Fernet | None:
-    configured = os.environ.get(_ENV, "").strip()
+    configured = encryption_key()
     if configured:
         return _fernet(configured.encode(), _ENV)
     path = key_file()

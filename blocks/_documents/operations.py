@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr
@@ -39,8 +38,9 @@ from blocks._errors import (
 )
 from blocks._instrument import public_methods
 from blocks._registry import block_class, class_path
-from blocks._secrets import iter_secret_values
-from emitters import emit_event, register_secret
+from blocks._secrets import iter_named_secrets
+from emitters import emit_event
+from emitters._sdk import package_version, register_named
 
 if TYPE_CHECKING:
     from blocks._block import Block
@@ -102,13 +102,6 @@ def _info(record: DocumentRecord) -> DocumentInfo:
     return DocumentInfo(
         record.id, record.name, record.block_type, record.created, record.updated
     )
-
-
-def _package_version() -> str:
-    try:
-        return version("eventblocks")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def check_name(name: object, *, new: bool = True) -> str:
@@ -298,7 +291,7 @@ def _store_type_in(
         checksum=described["checksum"],
         fields=described["fields"],
         capabilities=described["capabilities"],
-        version=_package_version(),
+        version=package_version(),
     )
     return type_record, schema
 
@@ -389,6 +382,8 @@ class _Decoder:
         self.store = store
         self.cipher = cipher
         self.stack = stack
+        # Every value stored encrypted, by field: registered with the block.
+        self.secrets: list[tuple[str, str | bytes]] = []
 
     def value(self, value: Any, record: DocumentRecord, path: str) -> Any:
         if isinstance(value, dict):
@@ -397,12 +392,13 @@ class _Decoder:
                     value[SECRET], document=record.address, field=path
                 )
                 if value.get("bytes"):
-                    register_secret(*iter_secret_values(SecretBytes(plain)))
+                    self.secrets.extend(iter_named_secrets(SecretBytes(plain), path))
                     return plain
                 decoded = json.loads(plain)
-                # Saved as secret, so registered now, whatever the field has
-                # become: a class whose field turned plain would not register it.
-                register_secret(*iter_secret_values(Secret[Any](decoded)))
+                # Saved as secret, so registered with the block, whatever the
+                # field has become: a class whose field turned plain would not
+                # register it.
+                self.secrets.extend(iter_named_secrets(Secret[Any](decoded), path))
                 # A secret string stays a SecretStr, also in a field typed
                 # str | SecretStr, where pydantic would otherwise pick str.
                 return SecretStr(decoded) if isinstance(decoded, str) else decoded
@@ -451,6 +447,7 @@ def materialize(
         raise BlockValidationError(
             exc.block_type, exc.errors, document=record.address
         ) from None
+    register_named(block, cls.block_type_slug, decoder.secrets)
     block._set_document(record.id, record.name, fresh=True)
     return block
 

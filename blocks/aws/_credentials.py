@@ -21,7 +21,7 @@ from pydantic import (
 
 from blocks._block import Block
 from blocks.aws._clients import AwsClients, ClientCache
-from emitters._sdk import protect_logger
+from emitters._sdk import check_http_url, protect_logger
 
 __all__ = ["AwsClientParameters", "AwsCredentials", "MinIOCredentials"]
 
@@ -120,12 +120,8 @@ class AwsClientParameters(BaseModel):
     def _valid_endpoint(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme not in ("http", "https") or not rest.strip("/"):
-            raise ValueError(
-                "must be an absolute URL starting with http:// or https://"
-            )
-        if "@" in rest.split("/", 1)[0]:
+        url = check_http_url(value)
+        if url.userinfo:
             raise ValueError(
                 "must not contain a user name or password; give the keys as "
                 "aws_access_key_id and aws_secret_access_key"

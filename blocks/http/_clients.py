@@ -11,13 +11,11 @@ from typing import Any
 
 import httpx
 
-from blocks.http._redact import protect_httpx_logs
-from emitters._sdk import protect_logger
+from emitters._sdk import is_secret_name, origin, protect_logger
 
-__all__ = ["ClientPair", "ssl_context"]
+__all__ = ["ClientPair", "guard_redirects", "ssl_context"]
 
 # httpx logs every request's URL at INFO: mask the secrets in it.
-protect_httpx_logs()
 protect_logger("httpx")
 
 
@@ -29,6 +27,41 @@ def ssl_context(verify: bool) -> ssl.SSLContext:
     webhook's per notification, an endpoint's after ``close()``) share it.
     """
     return httpx.create_ssl_context(verify=verify)
+
+
+Origin = tuple[str, str, int | None]
+
+
+def _strip_for_other_origin(request: httpx.Request, home: Origin) -> None:
+    """Remove secret headers and query values from a request to another origin.
+
+    httpx drops ``Authorization`` (and cookies) when a redirect leaves the origin,
+    but keeps every other header: an ``X-Api-Key`` would reach the other server.
+    """
+    if origin(request.url) == home:
+        return
+    for name in [n for n in request.headers if is_secret_name(n)]:
+        del request.headers[name]
+    secret = [n for n in request.url.params if is_secret_name(n)]
+    if secret:
+        params = request.url.params
+        for name in secret:
+            params = params.remove(name)
+        request.url = request.url.copy_with(params=params)
+
+
+def guard_redirects(
+    home: Origin,
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Return the sync and async event hooks that keep secrets on ``home``."""
+
+    def sync_hook(request: httpx.Request) -> None:
+        _strip_for_other_origin(request, home)
+
+    async def async_hook(request: httpx.Request) -> None:
+        _strip_for_other_origin(request, home)
+
+    return {"request": [sync_hook]}, {"request": [async_hook]}
 
 
 class ClientPair:
@@ -64,7 +97,9 @@ class ClientPair:
         client = self._sync
         return client if client is not None and not client.is_closed else None
 
-    def sync(self, *, verify: bool, retries: int) -> httpx.Client:
+    def sync(
+        self, *, verify: bool, retries: int, home: Origin | None = None
+    ) -> httpx.Client:
         """Return the sync client, making it on first use."""
         client = self._sync
         if client is not None and not client.is_closed:
@@ -75,11 +110,14 @@ class ClientPair:
                 transport = httpx.HTTPTransport(
                     verify=ssl_context(verify), retries=retries
                 )
-                client = httpx.Client(transport=transport)
+                hooks = guard_redirects(home)[0] if home is not None else None
+                client = httpx.Client(transport=transport, event_hooks=hooks)
                 self._sync = client
             return client
 
-    def asynchronous(self, *, verify: bool, retries: int) -> httpx.AsyncClient:
+    def asynchronous(
+        self, *, verify: bool, retries: int, home: Origin | None = None
+    ) -> httpx.AsyncClient:
         """Return the async client of the running event loop, making it if needed."""
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -91,7 +129,8 @@ class ClientPair:
             transport = httpx.AsyncHTTPTransport(
                 verify=ssl_context(verify), retries=retries
             )
-            client = httpx.AsyncClient(transport=transport)
+            hooks = guard_redirects(home)[1] if home is not None else None
+            client = httpx.AsyncClient(transport=transport, event_hooks=hooks)
             self._async, self._async_loop = client, weakref.ref(loop)
             return client
 

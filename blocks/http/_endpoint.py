@@ -11,17 +11,12 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
 from blocks.http._clients import ClientPair
-from blocks.http._redact import (
-    is_secret_name,
-    origin,
-    redact_url,
-    request_secrets,
-    scrub_exception,
-)
+from blocks.http._redact import request_secrets, scrub_exception
 from blocks.http._request import (
     Auth,
     DeleteMethod,
     HeaderValue,
+    check_header_values,
     http_delete,
     http_url,
     request_payload,
@@ -29,6 +24,7 @@ from blocks.http._request import (
     secret_by_name,
     status_error,
 )
+from emitters._sdk import is_secret_name, origin, redact_url
 
 __all__ = ["HttpEndpoint"]
 
@@ -126,12 +122,17 @@ class HttpEndpoint(Block):
             query = query.merge(params)
         return url.copy_with(params=query)
 
+    def _home(self) -> tuple[str, str, int | None]:
+        """The only origin this endpoint's secrets may be sent to."""
+        return origin(httpx.URL(self.base_url))
+
     def _headers(self, headers: Mapping[str, str] | None) -> httpx.Headers:
         merged = httpx.Headers(reveal(self.headers))
         if self.auth is not None:
             merged["Authorization"] = self.auth.header()
         if headers:
             merged.update(headers)
+        check_header_values(merged)
         return merged
 
     def _options(
@@ -186,7 +187,9 @@ class HttpEndpoint(Block):
             ValueError: An absolute URL on another server.
         """
         url = self._url(path_or_url, params)
-        client = self._clients.sync(verify=self.verify, retries=self.retries)
+        client = self._clients.sync(
+            verify=self.verify, retries=self.retries, home=self._home()
+        )
         options = self._options(headers, timeout)
         try:
             response = client.request(
@@ -317,7 +320,9 @@ class HttpEndpoint(Block):
         """Send one request with the event loop's ``httpx.AsyncClient``; see
         :meth:`request`."""
         url = self._url(path_or_url, params)
-        client = self._clients.asynchronous(verify=self.verify, retries=self.retries)
+        client = self._clients.asynchronous(
+            verify=self.verify, retries=self.retries, home=self._home()
+        )
         options = self._options(headers, timeout)
         try:
             response = await client.request(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import re
 import types
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, overload
@@ -16,8 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks._block import Block
 from blocks._instrument import _instrumented
-from blocks.http._redact import is_secret_name, origin, redact_url
-from emitters._sdk import EVENTS_OFF_AT_IMPORT
+from emitters._sdk import (
+    EVENTS_OFF_AT_IMPORT,
+    check_http_url,
+    is_secret_name,
+    origin,
+    redact_url,
+)
 
 __all__ = [
     "Auth",
@@ -25,6 +31,7 @@ __all__ = [
     "BearerAuth",
     "DeleteMethod",
     "HeaderValue",
+    "check_header_values",
     "http_delete",
     "http_url",
     "request_payload",
@@ -82,6 +89,38 @@ class BearerAuth(BaseModel):
 Auth = Annotated[BasicAuth | BearerAuth, Field(discriminator="kind")]
 
 
+# What HTTP/1.1 refuses in a header value: control characters but the tab, and
+# DEL. A token read from a file often ends with a line break.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_header_values(headers: Mapping[str, str] | httpx.Headers) -> None:
+    """Refuse header values that cannot be sent, before anything is sent.
+
+    Raises:
+        ValueError: A value holds a line break or another control character, or
+            starts or ends with a space. The message names the header, never
+            the value (it may be a secret).
+    """
+    if isinstance(headers, httpx.Headers):
+        # As given, not lowercased, so that the message names them as written.
+        items = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers.raw]
+    else:
+        items = list(headers.items())
+    for name, value in items:
+        if _BAD_VALUE.search(value):
+            raise ValueError(
+                f"The value of header {name!r} contains a line break or another "
+                "control character, which HTTP does not allow (a token read from "
+                "a file often ends with a newline: strip it)"
+            )
+        if value != value.strip(" \t"):
+            raise ValueError(
+                f"The value of header {name!r} starts or ends with a space or a "
+                "tab, which HTTP does not allow: strip it"
+            )
+
+
 def secret_by_name(values: dict[str, HeaderValue]) -> dict[str, HeaderValue]:
     """Return ``values`` with each value whose name carries secrets a ``SecretStr``."""
     return {
@@ -106,13 +145,7 @@ def http_url(text: str) -> httpx.URL:
     Raises:
         ValueError: Not a URL, or not an absolute http:// or https:// one.
     """
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, TypeError):
-        raise ValueError("must be a valid http:// or https:// URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("must be an absolute URL starting with http:// or https://")
-    return url
+    return check_http_url(text)
 
 
 def status_error(response: httpx.Response, where: str) -> httpx.HTTPStatusError:

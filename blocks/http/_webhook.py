@@ -28,6 +28,7 @@ from blocks.http._clients import ssl_context
 from blocks.http._redact import scrub_exception
 from blocks.http._request import (
     HeaderValue,
+    check_header_values,
     http_url,
     response_of,
     reveal,
@@ -194,6 +195,7 @@ class Webhook(Block):
         headers = httpx.Headers(reveal(self.headers))
         if content_type is not None and "content-type" not in headers:
             headers["Content-Type"] = content_type
+        check_header_values(headers)
         return {"content": content, "headers": headers, "timeout": self.timeout}
 
     def _secrets(self, url: httpx.URL) -> list[str]:

@@ -15,10 +15,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
 from blocks._secrets import fingerprint
-from blocks.http._redact import is_secret_name
 from blocks.sql._engines import EngineSlot, missing_driver_error
 from blocks.sql._redact import error_detail
-from emitters import register_secret
+from emitters._sdk import is_secret_name, mask_url, register_named
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -83,6 +82,17 @@ def _engine_payload(args: inspect.BoundArguments, outcome: Any) -> dict[str, Any
     return detail
 
 
+def _url_passwords(url: SecretStr) -> list[str]:
+    """The passwords in a whole URL: user-info, and secret-named query options."""
+    parsed = make_url(url.get_secret_value())
+    found = [parsed.password] if parsed.password else []
+    for name, value in parsed.query.items():
+        if is_secret_name(name):
+            values = (value,) if isinstance(value, str) else value
+            found.extend(item for item in values if item)
+    return [str(item) for item in found]
+
+
 class DatabaseCredentials(Block):
     """Where a database is and how to log in: a driver and URL parts, or a URL.
 
@@ -122,7 +132,7 @@ class DatabaseCredentials(Block):
     host: str | None = Field(default=None, frozen=True)
     port: int | None = Field(default=None, ge=1, le=65535, frozen=True)
     database: str | None = Field(default=None, frozen=True)
-    query: dict[str, str] | None = Field(default=None, frozen=True)
+    query: dict[str, str | SecretStr] | None = Field(default=None, frozen=True)
     connect_args: dict[str, Any] = Field(default_factory=dict, frozen=True)
     url: SecretStr | None = Field(default=None, frozen=True)
 
@@ -161,6 +171,20 @@ class DatabaseCredentials(Block):
             )
         return value
 
+    @field_validator("query")
+    @classmethod
+    def _secret_query(
+        cls, value: dict[str, str | SecretStr] | None
+    ) -> dict[str, str | SecretStr] | None:
+        if value is None:
+            return None
+        return {
+            name: SecretStr(item)
+            if isinstance(item, str) and is_secret_name(name)
+            else item
+            for name, item in value.items()
+        }
+
     @field_validator("connect_args")
     @classmethod
     def _secret_args(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -186,8 +210,13 @@ class DatabaseCredentials(Block):
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
         if self.url is not None:
-            # The URL is secret as a whole; its password is secret on its own too.
-            register_secret(make_url(self.url.get_secret_value()).password)
+            # The URL is secret as a whole; its passwords (user-info and query
+            # options such as ?password=) are secret on their own too.
+            register_named(
+                self,
+                self.block_type_slug,
+                [("url", value) for value in _url_passwords(self.url)],
+            )
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -210,7 +239,12 @@ class DatabaseCredentials(Block):
             host=self.host,
             port=self.port,
             database=self.database,
-            query=self.query or {},
+            query={
+                name: value.get_secret_value()
+                if isinstance(value, SecretStr)
+                else value
+                for name, value in (self.query or {}).items()
+            },
         )
 
     @event_payload(_engine_payload)
@@ -227,7 +261,7 @@ class DatabaseCredentials(Block):
     @property
     def rendered_url(self) -> str:
         """The connection URL with the password shown as ``***``, for display."""
-        return self._url().render_as_string(hide_password=True)
+        return mask_url(self._url())
 
     @property
     def drivername(self) -> str:
@@ -241,9 +275,12 @@ class DatabaseCredentials(Block):
             found.append(self.password.get_secret_value())
         if self.url is not None:
             found.append(self.url.get_secret_value())
-            password = make_url(self.url.get_secret_value()).password
-            if password:
-                found.append(password)
+            found.extend(_url_passwords(self.url))
+        found.extend(
+            value.get_secret_value()
+            for value in (self.query or {}).values()
+            if isinstance(value, SecretStr)
+        )
         found.extend(
             value.get_secret_value()
             for value in self.connect_args.values()

@@ -23,9 +23,9 @@ from typing import Any
 
 import sqlalchemy.exc as sa_exc
 
-from emitters._sdk import MASK
+from emitters._sdk import MASK, iter_leaves, qualified_name
 
-__all__ = ["bound_values", "error_detail", "qualified_name", "scrub_db_error"]
+__all__ = ["bound_values", "error_detail", "scrub_db_error"]
 
 _MAX_CHAIN = 16
 _MAX_VALUES = 1_000
@@ -41,28 +41,13 @@ _ECHOES = (
 )
 
 
-def qualified_name(exc: BaseException) -> str:
-    """Return the class name of ``exc`` with its module, as events name errors."""
-    cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def _leaves(value: Any, depth: int = 0) -> Iterator[str]:
-    if depth > 8 or value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, bytes | bytearray | memoryview):
-        return  # binary values are not echoed as text by the drivers
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item, depth + 1)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _leaves(item, depth + 1)
-    else:
-        yield str(value)
+def _leaves(value: Any) -> Iterator[str]:
+    for leaf in iter_leaves(value, max_depth=8):
+        if leaf is None or isinstance(leaf, bool):
+            continue
+        if isinstance(leaf, bytes | bytearray | memoryview):
+            continue  # binary values are not echoed as text by the drivers
+        yield leaf if isinstance(leaf, str) else str(leaf)
 
 
 def bound_values(parameters: Any) -> list[str]:

@@ -35,7 +35,8 @@ from emitters._pipeline.record import (
     KIND_OUTCOME,
     Record,
 )
-from emitters._redact import redact_event
+from emitters._redact import redact_event, redact_related
+from emitters._registry import version as secrets_version
 from emitters._text import mend_text
 from emitters._trace import trace_related
 
@@ -99,7 +100,7 @@ class EventBuilder:
         self._names: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._env_run = RunContext()
         self._described: dict[
-            tuple[int, int, str], tuple[SourceInfo, RunContext, Described]
+            tuple[int, int, str, int], tuple[SourceInfo, RunContext, Described]
         ] = {}
         # The dispatcher is the only thread that builds: it needs no lock.
         self._ids = IdSequence()
@@ -163,12 +164,13 @@ class EventBuilder:
         caller = call[CALL_CALLER]
         method: str = call[CALL_METHOD]
         if not otel and caller is None:
-            key = (id(info), id(run), method)
+            key = (id(info), id(run), method, secrets_version())
             hit = self._described.get(key)
             if hit is not None and hit[0] is info and hit[1] is run:
                 call.append(hit[2])
                 return hit[2]
-        related = info.related + run.related
+        # Run names and labels come from user code: mask them like payloads.
+        related = info.related + redact_related(run.related)
         if otel:
             trace = trace_related(otel)
             if trace is not None:

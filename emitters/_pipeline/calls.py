@@ -31,6 +31,7 @@ from typing import Any
 
 from emitters._context import RUN_CONTEXT
 from emitters._emitter import LiveCall
+from emitters._introspect import qualified_name
 from emitters._pipeline.binding import Binder
 from emitters._pipeline.pipeline import STATE
 from emitters._pipeline.record import (
@@ -60,9 +61,7 @@ _RECURSION_INFO = ("RecursionError", "maximum recursion depth exceeded")
 
 def error_info(exc: BaseException) -> tuple[str, str]:
     """Return the exception's qualified class name and its message."""
-    cls = type(exc)
-    module = cls.__module__
-    name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    name = qualified_name(exc)
     try:
         message = mend_text(str(exc))
     except Exception:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from emitters import _settings as settings
+from emitters import _settings
 from emitters._emitter import Emitter, LiveCallHook
 from emitters._model import Event
 from emitters._pipeline.delivery import logger, throttle
@@ -43,16 +43,7 @@ __all__ = [
 ]
 
 
-def _events_off_by_environment() -> bool:
-    return os.environ.get("EVENTBLOCKS_EVENTS", "").strip().lower() in (
-        "off",
-        "0",
-        "false",
-        "no",
-    )
-
-
-EVENTS_OFF_AT_IMPORT = _events_off_by_environment()
+EVENTS_OFF_AT_IMPORT = _settings.events_off()
 
 
 class _HotState:
@@ -216,7 +207,7 @@ def default_emitters() -> tuple[Emitter, ...]:
     that is unknown, or a sink that cannot be made (a missing setting or extra),
     is skipped with a warning: telemetry settings never stop the program.
     """
-    raw = os.environ.get("EVENTBLOCKS_EMITTERS", "").strip()
+    raw = _settings.emitters_setting()
     if not raw:
         raw = "sql"
     names = [n.strip().lower() for n in raw.split(",") if n.strip()]
@@ -286,7 +277,7 @@ def configure(
         # The operator's kill switch wins over the code's configuration.
         enabled=bool(enabled) and not EVENTS_OFF_AT_IMPORT,
         max_buffer_bytes=(
-            settings.max_buffer_bytes()
+            _settings.max_buffer_bytes()
             if max_buffer_bytes is None
             else max_buffer_bytes
         ),

@@ -13,7 +13,6 @@ oldest first, before anything new.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import os
 import ssl
 import threading
@@ -25,9 +24,13 @@ from typing import NamedTuple
 import httpx
 
 from emitters._emitter import Emitter
+from emitters._introspect import package_version
+from emitters._logs import protect_logger
 from emitters._model import Event
 from emitters._pipeline.delivery import throttle
-from emitters._redact import protect_logger, redact_text, register_secret
+from emitters._redact import redact_text, register_secret
+from emitters._secret_names import is_secret_name
+from emitters._urls import display_url
 from emitters.http._options import (
     check_url,
     environment_settings,
@@ -41,10 +44,8 @@ from emitters.http._wire import (
     Batch,
     backoff_delay,
     check_headers,
-    display_url,
     encode_batch,
     is_retryable,
-    is_secret_header,
     retry_after_seconds,
     secret_parts,
 )
@@ -72,11 +73,8 @@ _EXIT_RESERVE_S = 1.0
 
 
 def _user_agent() -> str:
-    try:
-        version = importlib.metadata.version("eventblocks")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a checkout
-        return "eventblocks"
-    return f"eventblocks/{version}"
+    version = package_version()
+    return "eventblocks" if version == "unknown" else f"eventblocks/{version}"
 
 
 class HttpDeliveryError(ConnectionError):
@@ -186,7 +184,7 @@ class HttpEmitter(Emitter):
         self._gzip_level = integer("gzip_level", gzip_level, low=1, high=9)
         self._verify = verify
         for header, value in self._headers.items():
-            if is_secret_header(header):
+            if is_secret_name(header):
                 register_secret(*secret_parts(value))
         if parsed.password:
             register_secret(parsed.password)

@@ -6,12 +6,17 @@ value, since those may carry a password or a token.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
 
-from emitters._settings import home
+from emitters._settings import (
+    HTTP_HEADERS_VARIABLE,
+    http_headers,
+    http_spool_dir,
+    http_url,
+)
+from emitters._urls import check_http_url
 from emitters.http._wire import parse_headers
 
 __all__ = ["check_url", "environment_settings", "integer", "positive"]
@@ -54,16 +59,13 @@ def check_url(url: object) -> httpx.URL:
         TypeError: ``url`` is not a string.
         ValueError: It is not an absolute http(s) URL; the message does not echo it.
     """
-    if not isinstance(url, str | httpx.URL):
-        raise TypeError(f"url must be a string, not {type(url).__name__}")
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        return check_http_url(url)
+    except TypeError as exc:
+        raise TypeError(f"url {exc}") from None
+    except ValueError as exc:
         # Not echoed: a URL may carry a password or a token.
-        raise ValueError("url must be an absolute http:// or https:// URL with a host")
-    return parsed
+        raise ValueError(f"url {exc}") from None
 
 
 def environment_settings() -> tuple[str, dict[str, str], Path]:
@@ -73,7 +75,7 @@ def environment_settings() -> tuple[str, dict[str, str], Path]:
         ValueError: ``EVENTBLOCKS_HTTP_URL`` is not set or not an http(s) URL, or
             ``EVENTBLOCKS_HTTP_HEADERS`` is malformed.
     """
-    url = os.environ.get("EVENTBLOCKS_HTTP_URL", "").strip()
+    url = http_url()
     if not url:
         raise ValueError(
             "EVENTBLOCKS_HTTP_URL is not set; set it to the endpoint that receives "
@@ -86,8 +88,5 @@ def environment_settings() -> tuple[str, dict[str, str], Path]:
             "EVENTBLOCKS_HTTP_URL must be an absolute http:// or https:// URL "
             "with a host"
         ) from None
-    headers = parse_headers(
-        os.environ.get("EVENTBLOCKS_HTTP_HEADERS", ""), "EVENTBLOCKS_HTTP_HEADERS"
-    )
-    spool = os.environ.get("EVENTBLOCKS_HTTP_SPOOL_DIR", "").strip()
-    return url, headers, Path(spool).expanduser() if spool else home() / "spool"
+    headers = parse_headers(http_headers(), HTTP_HEADERS_VARIABLE)
+    return url, headers, http_spool_dir()

@@ -3,15 +3,14 @@
 A batch travels as one ``POST`` of ``{"events": [<event>, ...]}``, each event in
 its ``Event.model_dump_json()`` form, gzip-compressed above a size threshold. This
 module holds the pure parts: encoding a batch, classifying a response, reading
-``Retry-After``, computing backoff delays, telling secret header names and parsing
-``EVENTBLOCKS_HTTP_HEADERS``.
+``Retry-After``, computing backoff delays, splitting a credential from its scheme
+and parsing ``EVENTBLOCKS_HTTP_HEADERS``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import re
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,7 +18,6 @@ from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 from urllib.parse import unquote
 
-import httpx
 from pydantic import TypeAdapter
 
 from emitters._model import Event
@@ -30,10 +28,8 @@ __all__ = [
     "Batch",
     "backoff_delay",
     "check_headers",
-    "display_url",
     "encode_batch",
     "is_retryable",
-    "is_secret_header",
     "parse_headers",
     "retry_after_seconds",
     "secret_parts",
@@ -43,9 +39,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 COUNT_HEADER = "Eventblocks-Event-Count"
 
 _EVENT_LIST = TypeAdapter(list[Event])
-_SECRET_NAME = re.compile(
-    r"auth|token|key|secret|pass|cookie|session|signature|credential", re.IGNORECASE
-)
 
 
 class Batch(NamedTuple):
@@ -120,11 +113,6 @@ def backoff_delay(base: float, cap: float, attempt: int) -> float:
     return ceiling / 2 + random.random() * ceiling / 2
 
 
-def is_secret_header(name: str) -> bool:
-    """Whether a header's value should be treated as a secret, by its name."""
-    return bool(_SECRET_NAME.search(name))
-
-
 def secret_parts(value: str) -> list[str]:
     """Return the value and, for ``<scheme> <credential>``, the credential too."""
     parts = [value]
@@ -132,12 +120,6 @@ def secret_parts(value: str) -> list[str]:
     if scheme and credential.strip():
         parts.append(credential.strip())
     return parts
-
-
-def display_url(url: httpx.URL) -> str:
-    """Return ``url`` without its user info, query and fragment, for messages."""
-    port = f":{url.port}" if url.port is not None else ""
-    return f"{url.scheme}://{url.host}{port}{url.path}"
 
 
 def parse_headers(text: str, variable: str) -> dict[str, str]:

@@ -120,7 +120,7 @@ def test_the_built_in_sinks_are_entry_points() -> None:
     assert found["sql"].value == "emitters.sql:SQLEventStore"
 
 
-class Warehouse(Block):
+class PluginProbe(Block):
     """A block whose calls the tests observe."""
 
     def query(self, sql: str) -> str:
@@ -173,13 +173,13 @@ def test_live_calls_are_seen_on_the_callers_thread() -> None:
     sink = LiveSink()
     configure(emitters=[sink])
     me = threading.get_ident()
-    Warehouse().query("select 1")
+    PluginProbe().query("select 1")
     with pytest.raises(ValueError, match="no such table"):
-        Warehouse().query("boom")
+        PluginProbe().query("boom")
     assert flush(10)
     assert sink.seen.started == [("query", me, True), ("query", me, True)]
     assert sink.seen.ended == [(None, me), (("ValueError", "no such table"), me)]
-    assert [e.event for e in sink.events][-1] == "block.warehouse.query.failed"
+    assert [e.event for e in sink.events][-1] == "block.plugin-probe.query.failed"
 
 
 def test_a_sink_without_the_capability_sees_no_live_calls() -> None:
@@ -213,7 +213,7 @@ async def test_every_wrapper_queues_the_one_call_layout(
     monkeypatch.setattr(
         pipeline.STATE, "append", lambda record: (queued.append(record), real(record))
     )
-    block = Warehouse()
+    block = PluginProbe()
     with flow_run("layout") as run:
         block.query("a")
         await block.aquery("b")
