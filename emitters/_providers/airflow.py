@@ -71,16 +71,17 @@ class AirflowRunContextProvider:
     """The DAG run and task instance named by Airflow's ``AIRFLOW_CTX_*`` variables."""
 
     def __init__(self) -> None:
-        self._get, self._keys, self._decode = _environ_reader()
+        self._get, keys, self._decode = _environ_reader()
+        self._dag_key, self._run_key, self._task_key, self._try_key = keys
         self._last: tuple[tuple[Any, ...], RunContext | None] = ((), None)
 
     def current_run_context(self) -> RunContext | None:
         """Return the DAG run and task instance running this code, or None."""
-        get, keys = self._get, self._keys
-        run_id = get(keys[1])
+        get = self._get
+        run_id = get(self._run_key)
         if run_id is None:
             return None
-        raw = (get(keys[0]), run_id, get(keys[2]), get(keys[3]))
+        raw = (get(self._dag_key), run_id, get(self._task_key), get(self._try_key))
         last = self._last
         if last[0] == raw:
             return last[1]

@@ -30,6 +30,8 @@ __all__ = ["PrefectRunContextProvider"]
 
 SOURCE = "prefect"
 _MODULE = "prefect.context"
+# sys.modules is one dictionary for the life of the process.
+_modules_get = sys.modules.get
 _CACHE_MAX = 256
 
 # (flow run object, task run object, flow run name, task run name, the answer)
@@ -71,7 +73,7 @@ class PrefectRunContextProvider:
 
     def current_run_context(self) -> RunContext | None:
         """Return Prefect's current flow run and task run, or None outside them."""
-        module = sys.modules.get(_MODULE)
+        module = _modules_get(_MODULE)
         if module is None:
             return None
         if module is not self._module:

@@ -97,28 +97,43 @@ def run_context_providers() -> list[RunContextProvider]:
 
 
 def _rebuild() -> None:
-    """Publish the providers' methods for :func:`provided_run_context`."""
-    global _finders
+    """Publish the providers before the built-ins for :func:`provided_run_context`."""
+    global _others
     with _lock:
-        _finders = tuple(p.current_run_context for p in _ordered())
+        ordered = _ordered()
+        others = ordered[: len(ordered) - len(_built_in)]
+        _others = tuple(p.current_run_context for p in others)
 
 
-def _first_use() -> RunContext | None:
+def _load() -> RunContext | None:
+    """The first look-up: read the entry points, then answer."""
     _rebuild()
     return provided_run_context()
 
 
-# What provided_run_context() calls; until the first call, a loader.
-_finders: tuple[Find, ...] = (_first_use,)
+# The providers asked before the built-ins: registered ones and entry points; until
+# the first look-up, the loader of the entry points.
+_others: tuple[Find, ...] = (_load,)
+_prefect, _airflow = (p.current_run_context for p in _built_in)
 
 
 def provided_run_context() -> RunContext | None:
     """Return the first run context a provider gives for the caller, or None.
 
     This runs on the caller's thread for each block call outside an explicit
-    scope: it only calls each provider's method in turn.
+    scope. The built-in providers are called directly: they do not raise and
+    answer a RunContext or None, which is what ``or`` needs.
     """
-    for find in _finders:
+    if _others:
+        context = _ask(_others)
+        if context is not None:
+            return context
+    return _prefect() or _airflow()
+
+
+def _ask(finders: tuple[Find, ...]) -> RunContext | None:
+    """Ask providers that are not built in, guarding against what they do wrong."""
+    for find in finders:
         try:
             context = find()
         except Exception as exc:

@@ -318,7 +318,7 @@ def test_registering_something_that_is_not_a_provider_is_refused(thing: Any) -> 
 def fresh_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Make the registry read the entry points again, and again after the test."""
     monkeypatch.setattr(registry, "_from_entry_points", None)
-    monkeypatch.setattr(registry, "_finders", (registry._first_use,))
+    monkeypatch.setattr(registry, "_others", (registry._load,))
     yield
     monkeypatch.undo()
     for name in [m for m in sys.modules if m.startswith("fakeprov_")]:
