@@ -34,6 +34,7 @@ _MODULE = "prefect.context"
 _modules_get = sys.modules.get
 _CACHE_MAX = 256
 
+_NOTHING: tuple[Any, Any, RunContext | None] = (None, None, None)
 # (flow run object, task run object, flow run name, task run name, the answer)
 _Entry = tuple[Any, Any, Any, Any, RunContext | None]
 
@@ -70,6 +71,9 @@ class PrefectRunContextProvider:
         self._task_get: Callable[[], Any] = _no_context
         self._cache: dict[tuple[int, int], _Entry] = {}
         self._flow_names: dict[str, str] = {}
+        # The contexts of the previous call and the answer (it keeps them alive
+        # until other contexts are seen, so their ids cannot be reused meanwhile).
+        self._last: tuple[Any, Any, RunContext | None] = _NOTHING
 
     def current_run_context(self) -> RunContext | None:
         """Return Prefect's current flow run and task run, or None outside them."""
@@ -80,8 +84,20 @@ class PrefectRunContextProvider:
             self._bind(module)
         flow_ctx = self._flow_get()
         task_ctx = self._task_get()
+        last = self._last
+        if last[0] is flow_ctx and last[1] is task_ctx:
+            # The same contexts as the previous call: the same runs (Prefect names a
+            # run before it enters the context its code runs in).
+            return last[2]
         if flow_ctx is None and task_ctx is None:
+            self._last = _NOTHING  # lets the contexts of an ended run go
             return None
+        answer = self._answer(flow_ctx, task_ctx)
+        self._last = (flow_ctx, task_ctx, answer)
+        return answer
+
+    def _answer(self, flow_ctx: Any, task_ctx: Any) -> RunContext | None:
+        """Return the runs of these contexts, from a cache keyed by Prefect's runs."""
         flow_run = None if flow_ctx is None else flow_ctx.flow_run
         task_run = None if task_ctx is None else task_ctx.task_run
         hit = self._cache.get((id(flow_run), id(task_run)))
@@ -100,6 +116,7 @@ class PrefectRunContextProvider:
     def _bind(self, module: ModuleType) -> None:
         self._flow_get = _getter(getattr(module, "FlowRunContext", None))
         self._task_get = _getter(getattr(module, "TaskRunContext", None))
+        self._last = _NOTHING
         self._module = module
 
     def _remember(
