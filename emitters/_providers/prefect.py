@@ -92,7 +92,19 @@ class PrefectRunContextProvider:
         if flow_ctx is None and task_ctx is None:
             self._last = _NOTHING  # lets the contexts of an ended run go
             return None
-        answer = self._answer(flow_ctx, task_ctx)
+        try:
+            answer = self._answer(flow_ctx, task_ctx)
+        except Exception as exc:
+            # A Prefect release whose contexts look different must not break the
+            # block call: these contexts then name no run.
+            throttle.warn(
+                "prefect-context",
+                "Prefect's run context could not be read (%s: %s): events are not "
+                "tagged with Prefect's runs",
+                type(exc).__name__,
+                exc,
+            )
+            answer = None
         self._last = (flow_ctx, task_ctx, answer)
         return answer
 

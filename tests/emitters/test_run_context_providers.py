@@ -455,3 +455,41 @@ def test_pyproject_declares_the_built_in_providers() -> None:
         "entry-points"
     ]["eventblocks.run_context"]
     assert set(declared.values()) == set(registry.BUILT_IN)
+
+
+def test_a_prefect_context_of_an_unknown_shape_never_breaks_a_call(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If Prefect's run context lacks what the provider reads, the block call still
+    succeeds, without Prefect's runs, and the problem is logged."""
+    import contextvars
+    import types
+
+    from emitters._providers.prefect import PrefectRunContextProvider
+
+    class OddContext:
+        """A context without flow_run, as a future Prefect might have."""
+
+        __var__: contextvars.ContextVar[object] = contextvars.ContextVar("odd_flow")
+
+    class NoTask:
+        __var__: contextvars.ContextVar[object] = contextvars.ContextVar("odd_task")
+
+    fake = types.ModuleType("prefect.context")
+    fake.FlowRunContext = OddContext  # type: ignore[attr-defined]
+    fake.TaskRunContext = NoTask  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "prefect.context", fake)
+    provider = PrefectRunContextProvider()
+    remove = register_run_context_provider(provider)
+    token = OddContext.__var__.set(object())
+    try:
+        with caplog.at_level(logging.WARNING, logger="emitters"):
+            assert provider.current_run_context() is None
+            assert runs_of(call_events()[0]) == {}
+    finally:
+        OddContext.__var__.reset(token)
+        remove()
+    assert any(
+        "Prefect's run context could not be read" in r.getMessage()
+        for r in caplog.records
+    )
