@@ -217,14 +217,25 @@ def test_a_block_class_of_a_served_flow_file_works_in_its_runs(
             return response.json() if response.status_code == 200 else None
 
         deployed = _wait_for("deployment", deployment, 90, serving)
-        created = httpx.post(
-            f"{api}/deployments/{deployed['id']}/create_flow_run", json={}
-        )
-        assert created.status_code == 201, created.text
-        flow_run = created.json()
+
+        def create() -> dict[str, Any] | None:
+            # A busy server answers 503 now and then (its SQLite database is
+            # locked by its own services): ask again.
+            url = f"{api}/deployments/{deployed['id']}/create_flow_run"
+            response = httpx.post(url, json={})
+            if response.status_code >= 500:
+                return None
+            assert response.status_code == 201, response.text
+            created: dict[str, Any] = response.json()
+            return created
+
+        flow_run = _wait_for("flow run", create, 60, serving)
 
         def finished() -> dict[str, Any] | None:
-            state = httpx.get(f"{api}/flow_runs/{flow_run['id']}").json()["state"]
+            response = httpx.get(f"{api}/flow_runs/{flow_run['id']}")
+            if response.status_code != 200:
+                return None
+            state: dict[str, Any] = response.json()["state"]
             done = state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
             return state if done else None
 
