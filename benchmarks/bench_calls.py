@@ -21,6 +21,11 @@ whole cost at most half of one span):
 - span: one OpenTelemetry SDK span (``start_as_current_span``) with no processor;
 - on_live: ``OpenTelemetryEmitter(tracer_provider=TracerProvider(), live=True)``
   (no span processor), the caller's loop only: events plus a current span per call.
+- run context providers, in a child process (``providers_child``): the caller's
+  loop before the program imports Prefect, after it imported ``prefect.context``
+  (no flow running), with Airflow's ``AIRFLOW_CTX_*`` variables set, and, with
+  ``--prefect-flow``, inside a real Prefect flow run (Prefect then needs a server:
+  ``PREFECT_API_URL``, or the temporary one Prefect starts by itself).
 
 The report also shows how much of the whole cost was the cyclic garbage
 collector, which runs more as the memory emitter keeps every event alive.
@@ -36,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +49,8 @@ import wrapt
 from pydantic import BaseModel
 
 from blocks import Block
-from emitters import MemoryEmitter, configure, flush, stats
+from emitters import MemoryEmitter, configure, flow_run, flush, stats
+from emitters._providers.registry import provided_run_context
 
 BUDGETS = {
     "off_class_ratio": 1.1,
@@ -230,7 +237,120 @@ def child_off(n: int, repeats: int) -> None:
     )
 
 
-def measure(n: int, repeats: int) -> dict[str, Any]:
+def _caller_loop(block: Any, n: int) -> int:
+    """The caller's loop with events on into a memory sink (see measure())."""
+    configure(emitters=[MemoryEmitter()], queue_size=4 * n + 16, flush_interval=60.0)
+    flush()
+    elapsed = _loop_unbound(block, n)
+    flush(timeout=None)
+    configure(emitters=[], enabled=False)
+    return elapsed
+
+
+AIRFLOW_VARIABLES = {
+    "AIRFLOW_CTX_DAG_ID": "nightly_etl",
+    "AIRFLOW_CTX_DAG_RUN_ID": "scheduled__2026-12-03T00:00:00+00:00",
+    "AIRFLOW_CTX_TASK_ID": "load_orders",
+    "AIRFLOW_CTX_TRY_NUMBER": "1",
+}
+
+
+def child_providers(n: int, repeats: int, in_flow: bool) -> None:
+    """Measure what the run context providers add to a call (in a child process).
+
+    ``<state>_lookup_ns`` is the providers' look-up timed alone: what each block
+    call made outside an explicit scope adds on the caller's thread.
+
+    In each state (before Prefect is imported, after ``import prefect.context``,
+    with Airflow's variables set, inside a Prefect flow run), the caller's loop runs
+    as it is and inside an explicit ``flow_run()`` scope, alternating: a scope
+    answers before the providers are asked, and the caller's work is otherwise the
+    same, so the difference is the providers' cost. The cyclic garbage collector is
+    off during the loops: importing Prefect adds millions of objects that every
+    full collection walks, which would be charged to whichever loop it hit.
+    """
+    block = BenchBlock()
+    result: dict[str, Any] = {
+        "prefect_imported_before": "prefect.context" in sys.modules
+    }
+    _caller_loop(block, 10)  # the entry points are read once, on first use
+
+    def pair() -> tuple[float, float]:
+        asked, scoped = [], []
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(repeats):
+                asked.append(_caller_loop(block, n))
+                with flow_run("bench-scope"):
+                    scoped.append(_caller_loop(block, n))
+        finally:
+            gc.enable()
+        return _median_ns_per_call(asked, n), _median_ns_per_call(scoped, n)
+
+    def lookup() -> float:
+        # What a call outside a scope adds, timed alone: the least of several
+        # runs, which a busy machine disturbs least.
+        runs = timeit.repeat(provided_run_context, number=n, repeat=max(repeats, 5))
+        return min(runs) / n * 1e9
+
+    def measure_state() -> tuple[float, float, float]:
+        return (*pair(), lookup())
+
+    def record(state: str, measured: tuple[float, float, float] | None) -> None:
+        asked, scoped, alone = measured if measured is not None else (None,) * 3
+        result[f"{state}_ns"] = asked
+        result[f"{state}_in_scope_ns"] = scoped
+        added = None if asked is None or scoped is None else asked - scoped
+        result[f"{state}_added_ns"] = added
+        result[f"{state}_lookup_ns"] = alone
+
+    record("no_prefect", measure_state())
+    try:
+        import prefect.context  # noqa: F401
+    except ImportError:
+        record("prefect_imported", None)
+    else:
+        record("prefect_imported", measure_state())
+    os.environ.update(AIRFLOW_VARIABLES)
+    record("airflow", measure_state())
+    for name in AIRFLOW_VARIABLES:
+        del os.environ[name]
+    record("in_prefect_flow", None)
+    if in_flow and result["prefect_imported_ns"] is not None:
+        from prefect import flow
+
+        @flow(name="bench-calls")
+        def bench_flow() -> tuple[float, float, float]:
+            return measure_state()
+
+        record("in_prefect_flow", bench_flow())
+    print(json.dumps(result))
+
+
+PROVIDER_STATES = ("no_prefect", "prefect_imported", "airflow", "in_prefect_flow")
+
+
+def _providers_child(n: int, repeats: int, in_flow: bool) -> dict[str, Any]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW_CTX_", "PREFECT__", "EVENTBLOCKS_FLOW_RUN"))
+    }
+    command = [sys.executable, __file__, "--child-providers"]
+    command += ["--calls", str(n), "--repeats", str(repeats)]
+    out = subprocess.run(
+        command + (["--prefect-flow"] if in_flow else []),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    child: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return child
+
+
+def measure(n: int, repeats: int, prefect_flow: bool = False) -> dict[str, Any]:
     plain_m, wrapt_m, floor_m = PlainModel(), WraptModel(), FloorModel()
     block, quiet = BenchBlock(), QuietBlock()
     samples: dict[str, list[int]] = {
@@ -291,11 +411,13 @@ def measure(n: int, repeats: int) -> dict[str, Any]:
     ns["on_caller_of_which_gc"] = _median_ns_per_call(caller_gc_ns, n)
     ns["on_whole_of_which_gc"] = _median_ns_per_call(gc_ns, n)
     child = _env_off_child(n, repeats)
+    providers = _providers_child(n, repeats, prefect_flow)
     return {
         "calls": n,
         "repeats": repeats,
         "ns_per_call": ns,
         "off_env_child": child,
+        "providers_child": providers,
         "ratios": {
             "off_class_ratio": ns["off_class"] / ns["plain"],
             "off_env_ratio": child["off_env_ns"] / child["plain_ns"],
@@ -328,6 +450,18 @@ def report(result: dict[str, Any]) -> str:
     lines.append(
         f"  off (env) wrapper installed: {result['off_env_child']['wrapper_installed']}"
     )
+    providers = result["providers_child"]
+    lines += [
+        "",
+        "run context providers (child)    look-up   loop: asked  in scope  added",
+    ]
+    for state in PROVIDER_STATES:
+        on, off = providers[f"{state}_ns"], providers[f"{state}_in_scope_ns"]
+        if on is None:
+            lines.append(f"  {state:30s} (not measured)")
+            continue
+        added, alone = providers[f"{state}_added_ns"], providers[f"{state}_lookup_ns"]
+        lines.append(f"  {state:30s}{alone:8.1f}   {on:10.1f} {off:9.1f} {added:8.1f}")
     return "\n".join(lines)
 
 
@@ -336,12 +470,23 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--prefect-flow",
+        action="store_true",
+        help="also measure inside a real Prefect flow run (needs a Prefect server)",
+    )
     parser.add_argument("--child-off", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child-providers", action="store_true", help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child_off:
         child_off(args.calls, args.repeats)
         return
-    result = measure(args.calls, args.repeats)
+    if args.child_providers:
+        child_providers(args.calls, args.repeats, args.prefect_flow)
+        return
+    result = measure(args.calls, args.repeats, args.prefect_flow)
     print(json.dumps(result, indent=2) if args.json else report(result))
 
 

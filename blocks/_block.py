@@ -19,8 +19,12 @@ from emitters import RelatedResource, Resource
 from emitters._sdk import EVENTS_OFF_AT_IMPORT, SourceInfo, drain, ensure_configured
 
 if TYPE_CHECKING:
+    from pydantic._internal._model_construction import ModelMetaclass
+
     from blocks._documents.operations import DocumentInfo
     from blocks._documents.store import DocumentStore
+else:
+    ModelMetaclass = type(BaseModel)
 
 __all__ = ["Block", "kebab_case"]
 
@@ -39,7 +43,62 @@ def kebab_case(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
 
 
-class Block(BaseModel):
+# Set on a block class once its definition is complete.
+_DEFINED = "__eventblocks_defined__"
+
+
+class BlockType(ModelMetaclass):
+    """The metaclass of blocks: late changes to a block class take effect.
+
+    cloudpickle re-creates a class it sends by value (a class of ``__main__``,
+    as Prefect's runner sends a served flow's) as an empty class first, and then
+    sets its attributes one by one. A public method, ``block_type_slug`` or
+    ``events_enabled`` given to a block class after its definition is therefore
+    treated as if it had been in the class body: the method records its calls and
+    the type is registered under its slug.
+    """
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        if _DEFINED not in cls.__dict__:
+            # Still being defined: __pydantic_init_subclass__ does the rest.
+            super().__setattr__(name, value)
+            return
+        if name == "block_type_slug":
+            _check_slug(cls.__qualname__, value)
+            before = cls.__dict__.get(name, _DEFINED)
+            super().__setattr__(name, value)
+            try:
+                register_type(cls)  # type: ignore[arg-type]
+            except BlockDefinitionError:
+                if before is _DEFINED:
+                    type.__delattr__(cls, name)
+                else:
+                    super().__setattr__(name, before)
+                raise
+            return
+        super().__setattr__(name, value)
+        if name == "events_enabled" or (
+            type(value) is types.FunctionType and not name.startswith("_")
+        ):
+            _instrument(cls)  # type: ignore[arg-type]
+
+
+def _check_slug(qualname: str, slug: Any) -> None:
+    if not isinstance(slug, str) or not _SLUG.match(slug):
+        raise BlockDefinitionError(
+            f"{qualname}.block_type_slug must be lowercase words joined "
+            f"by hyphens, such as 'my-block', not {slug!r}"
+        )
+
+
+def _instrument(cls: type[Block]) -> bool:
+    """Install or remove the recording wrappers; return whether events are on."""
+    enabled = bool(cls.events_enabled) and not EVENTS_OFF_AT_IMPORT
+    instrument_class(cls, enabled=enabled, stop=BASE_CLASSES)
+    return enabled
+
+
+class Block(BaseModel, metaclass=BlockType):
     """Base class of every block: subclass it, declare fields, add methods.
 
     Every public method of a subclass (sync, ``async def``, generator, async
@@ -94,17 +153,11 @@ class Block(BaseModel):
                 )
         if "block_type_slug" not in cls.__dict__:
             cls.block_type_slug = kebab_case(cls.__name__)
-        slug = cls.block_type_slug
-        if not isinstance(slug, str) or not _SLUG.match(slug):
-            raise BlockDefinitionError(
-                f"{cls.__qualname__}.block_type_slug must be lowercase words joined "
-                f"by hyphens, such as 'my-block', not {slug!r}"
-            )
+        _check_slug(cls.__qualname__, cls.block_type_slug)
         register_type(cls)
-        enabled = bool(cls.events_enabled) and not EVENTS_OFF_AT_IMPORT
-        instrument_class(cls, enabled=enabled, stop=BASE_CLASSES)
-        if enabled:
+        if _instrument(cls):
             ensure_configured()
+        type.__setattr__(cls, _DEFINED, True)
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -5,6 +5,12 @@ through the entry point group ``eventblocks.blocks`` and through the import path
 stored with a saved type. Two classes from different modules claiming one slug is
 an error; a class defined again in the same module (a re-import, a notebook cell)
 replaces the earlier one.
+
+A program's main module is ``__main__``, and the same file is ``__mp_main__`` in a
+child that ``multiprocessing`` starts with spawn (as Prefect's runner does for a
+served flow). cloudpickle sends classes of ``__main__`` by value, and the child
+re-creates them with their module still ``__main__``; so the two names are one
+module here, and such a copy is the class defined there, not a rival.
 """
 
 from __future__ import annotations
@@ -43,10 +49,21 @@ _lock = threading.RLock()
 _types: dict[str, type[Block]] = {}
 _file_modules: dict[str, Path] = {}
 _entry_points_loaded = False
+_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
+
+
+def _home_module(cls: type) -> str:
+    """Return the module of ``cls``, the main module's under either name as
+    ``__main__``."""
+    module = cls.__module__
+    return "__main__" if module in _MAIN_MODULES else module
 
 
 def register_type(cls: type[Block]) -> None:
     """Register ``cls`` under its slug (called when a Block subclass is defined).
+
+    A class from the same module as the registered one replaces it (the main
+    module counts as one, under either of its names).
 
     Raises:
         BlockDefinitionError: Another class, from another module, has the slug.
@@ -57,13 +74,16 @@ def register_type(cls: type[Block]) -> None:
         if (
             existing is not None
             and existing is not cls
-            and existing.__module__ != cls.__module__
+            and _home_module(existing) != _home_module(cls)
         ):
             raise BlockDefinitionError(
                 f"Block types {class_path(existing)} and {class_path(cls)} both claim "
                 f"the slug {slug!r}; set block_type_slug on one of them."
             )
         _types[slug] = cls
+        # A class whose slug changed after it was defined leaves its old one.
+        for other in [k for k, v in _types.items() if v is cls and k != slug]:
+            del _types[other]
 
 
 def registered_types() -> dict[str, type[Block]]:
@@ -80,7 +100,7 @@ def class_path(cls: type) -> str:
     path = _file_modules.get(cls.__module__)
     if path is not None:
         return f"file:{path}:{cls.__qualname__}"
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return f"{_home_module(cls)}:{cls.__qualname__}"
 
 
 def _defined_in(module_name: str) -> list[type[Block]]:
@@ -178,7 +198,7 @@ def _import_class_path(path: str) -> None:
             register_file(file_part)
         return
     module = path.split(":", 1)[0]
-    if module and module != "__main__":
+    if module and module not in _MAIN_MODULES:
         try:
             importlib.import_module(module)
         except ImportError:

@@ -1,18 +1,22 @@
 """eventblocks' event layer: the event model, run context, pipeline and sinks.
 
 It stands on its own: any code can emit events with :func:`emit_event`, inside
-:func:`flow_run` and :func:`task_run` scopes, into the sinks given to
+:func:`flow_run` and :func:`task_run` scopes (or the runs a
+:class:`RunContextProvider` finds, such as Prefect's), into the sinks given to
 :func:`configure`.
 """
 
 from emitters._console import ConsoleEmitter
-from emitters._context import Run, bind_context, current_run, flow_run, task_run
+from emitters._context import bind_context, current_run, flow_run, task_run
 from emitters._emit import emit_event
 from emitters._emitter import Emitter, MemoryEmitter, PartialDelivery
 from emitters._model import Event, RelatedResource, Resource
 from emitters._pipeline.pipeline import configure, flush, shutdown, stats
 from emitters._processors import DropEvent, event_filter, sampler
+from emitters._providers.base import RunContextProvider
+from emitters._providers.registry import register_run_context_provider
 from emitters._redact import register_secret
+from emitters._run import Run, RunContext
 
 __all__ = [
     "ConsoleEmitter",
@@ -24,6 +28,8 @@ __all__ = [
     "RelatedResource",
     "Resource",
     "Run",
+    "RunContext",
+    "RunContextProvider",
     "bind_context",
     "configure",
     "current_run",
@@ -31,6 +37,7 @@ __all__ = [
     "event_filter",
     "flow_run",
     "flush",
+    "register_run_context_provider",
     "register_secret",
     "sampler",
     "shutdown",

@@ -1,10 +1,12 @@
 """Run context: which flow run and task run the current code belongs to.
 
-An explicit ``flow_run(...)``/``task_run(...)`` scope wins; without one, the
-environment names the flow run (``EVENTBLOCKS_FLOW_RUN_ID`` and
-``EVENTBLOCKS_FLOW_RUN_NAME``, or Prefect's ``PREFECT__FLOW_RUN_ID``). Scopes live in
-a ``ContextVar``, so they follow asyncio tasks; :func:`bind_context` carries them
-into threads.
+The sources, first match wins: an explicit ``flow_run(...)``/``task_run(...)``
+scope; then the run context providers (Prefect's run context, Airflow's variables,
+and any registered or installed one: see :mod:`emitters._providers`); then the
+environment (``EVENTBLOCKS_FLOW_RUN_ID`` and ``EVENTBLOCKS_FLOW_RUN_NAME``, or
+Prefect's ``PREFECT__FLOW_RUN_ID``), which names a flow run only. Scopes live in a
+``ContextVar``, so they follow asyncio tasks; :func:`bind_context` carries them into
+threads.
 """
 
 from __future__ import annotations
@@ -14,14 +16,21 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from emitters._ids import new_uuid7
-from emitters._model import MAX_NAME, RelatedResource
+from emitters._model import MAX_NAME
+from emitters._providers.registry import provided_run_context
+from emitters._run import (
+    MAX_RUN_ID,
+    SOURCE_LABEL,
+    Run,
+    RunContext,
+    RunKind,
+    run_text_problem,
+)
 from emitters._settings import flow_run_id, flow_run_name
-from emitters._text import mend_text
 
 __all__ = [
     "Run",
@@ -33,75 +42,15 @@ __all__ = [
     "current_run_context",
     "environment_run_context",
     "flow_run",
+    "snapshot_run_context",
     "task_run",
 ]
-
-RunKind = Literal["flow-run", "task-run"]
-
-# A run's resource id is "<kind>.<id>", at most MAX_NAME characters.
-MAX_RUN_ID = MAX_NAME - len("task-run.")
-
-
-def _run_text_problem(value: str, limit: int) -> str | None:
-    """Say why ``value`` cannot be a run's id or name, or return None.
-
-    The length counts the text as events carry it, with lone surrogates escaped.
-    """
-    value = mend_text(value)
-    if len(value) > limit:
-        return f"is {len(value)} characters long; at most {limit} are allowed"
-    if "\x00" in value:
-        return "contains a NUL character (\\x00)"
-    return None
-
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-
-@dataclass(frozen=True)
-class Run:
-    """One flow run or task run.
-
-    Attributes:
-        id: The run's id: the one given, else a new UUIDv7 string.
-        name: The run's name, such as the flow's name.
-        labels: String labels attached to every event of the run.
-        kind: ``"flow-run"`` or ``"task-run"``.
-    """
-
-    id: str
-    name: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    kind: RunKind = "flow-run"
-
-    @functools.cached_property
-    def related(self) -> RelatedResource:
-        """This run as a related resource (``flow-run.<id>``, role = its kind)."""
-        return RelatedResource(
-            id=f"{self.kind}.{self.id}",
-            role=self.kind,
-            name=self.name,
-            labels=dict(self.labels),
-        )
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """The runs active at one moment, snapshotted once per scope change."""
-
-    flow: Run | None = None
-    task: Run | None = None
-    related: tuple[RelatedResource, ...] = ()
-
-    @classmethod
-    def of(cls, flow: Run | None, task: Run | None) -> RunContext:
-        related = tuple(run.related for run in (flow, task) if run is not None)
-        return cls(flow, task, related)
-
-
 _EMPTY = RunContext()
-# The hot path reads this once per block call: it holds the explicit scopes only.
+# The explicit scopes only; see snapshot_run_context for what a block call reads.
 RUN_CONTEXT: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
     "eventblocks_run_context", default=None
 )
@@ -118,26 +67,42 @@ def environment_run_context() -> RunContext:
     cached = _env_cache
     if cached is not None and cached[0] == key:
         return cached[1]
-    if run_id and (problem := _run_text_problem(run_id, MAX_RUN_ID)):
+    if run_id and (problem := run_text_problem(run_id, MAX_RUN_ID)):
         logging.getLogger("emitters").warning(
             "the flow run id in the environment %s: events are not tagged with it",
             problem,
         )
         run_id = None
-    if name and (problem := _run_text_problem(name, MAX_NAME)):
+    if name and (problem := run_text_problem(name, MAX_NAME)):
         logging.getLogger("emitters").warning(
             "the flow run name in the environment %s: the run id names the run",
             problem,
         )
         name = None
-    ctx = _EMPTY if not run_id else RunContext.of(Run(run_id, name or run_id), None)
+    ctx = (
+        _EMPTY
+        if not run_id
+        else RunContext(Run(run_id, name or run_id, source="environment"))
+    )
     _env_cache = (key, ctx)
     return ctx
 
 
+_run_get = RUN_CONTEXT.get
+
+
+def snapshot_run_context() -> RunContext | None:
+    """Return the caller's explicit scopes or a provider's runs; None for neither.
+
+    A block call keeps this with its records; None stands for the environment's
+    run, which the dispatcher reads when it builds the events.
+    """
+    return _run_get() or provided_run_context()
+
+
 def current_run_context() -> RunContext:
-    """Return the active run context: explicit scopes first, then the environment."""
-    ctx = RUN_CONTEXT.get()
+    """Return the active run context: explicit scopes, providers, the environment."""
+    ctx = _run_get() or provided_run_context()
     return ctx if ctx is not None else environment_run_context()
 
 
@@ -173,7 +138,7 @@ class RunScope:
         if id is not None and (not isinstance(id, str) or not id):
             raise ValueError(f"a {kind} id must be a non-empty string, got {id!r}")
         for what, text, limit in (("name", name, MAX_NAME), ("id", id, MAX_RUN_ID)):
-            problem = None if text is None else _run_text_problem(text, limit)
+            problem = None if text is None else run_text_problem(text, limit)
             if problem:
                 raise ValueError(f"the {kind} {what} {problem}")
         clean_labels: dict[str, str] = {}
@@ -184,6 +149,11 @@ class RunScope:
                     f"label {key!r} has a {type(value).__name__} value"
                 )
             clean_labels[key] = value
+        if SOURCE_LABEL in clean_labels:
+            raise ValueError(
+                f"the {kind} label {SOURCE_LABEL!r} is reserved: events set it to "
+                "where the run came from ('eventblocks' for this scope)"
+            )
         self.kind: RunKind = kind
         self.name = name
         self.id = id

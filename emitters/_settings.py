@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -24,6 +26,7 @@ __all__ = [
     "database_url",
     "emitters_setting",
     "encryption_key",
+    "environment_reader",
     "events_off",
     "file_path",
     "flow_run_id",
@@ -33,6 +36,7 @@ __all__ = [
     "http_spool_dir",
     "http_url",
     "max_buffer_bytes",
+    "prefect_deployment_name",
 ]
 
 ENCRYPTION_KEY_VARIABLE = "EVENTBLOCKS_ENCRYPTION_KEY"
@@ -164,3 +168,29 @@ def flow_run_id() -> str | None:
 def flow_run_name() -> str | None:
     """``EVENTBLOCKS_FLOW_RUN_NAME``: the run's name, or None (the id names it)."""
     return _read("EVENTBLOCKS_FLOW_RUN_NAME") or None
+
+
+def prefect_deployment_name() -> str | None:
+    """``PREFECT__DEPLOYMENT_NAME``: set by Prefect's runner in a deployment's run."""
+    return _read("PREFECT__DEPLOYMENT_NAME") or None
+
+
+def environment_reader(
+    names: tuple[str, ...],
+) -> tuple[Callable[[Any], Any], tuple[Any, ...], Callable[[Any], str]]:
+    """Return ``(get, keys, decode)``: the fastest way to read ``names`` often.
+
+    For a provider that reads an orchestrator's variables on every block call
+    (Airflow's ``AIRFLOW_CTX_*``): the environment mapping's own lookup encodes
+    the name and raises and catches ``KeyError`` for a missing variable, which
+    costs more than a whole block call; its underlying dictionary answers in
+    tens of nanoseconds, so that is what ``get(key)`` reads where the platform
+    has one (``decode`` turns a found value into text).
+    """
+    environ: Any = os.environ
+    data = getattr(environ, "_data", None)
+    encode = getattr(environ, "encodekey", None)
+    decode = getattr(environ, "decodevalue", None)
+    if isinstance(data, dict) and callable(encode) and callable(decode):
+        return data.get, tuple(encode(name) for name in names), decode
+    return environ.get, names, str

@@ -58,6 +58,17 @@ def test_call_benchmark_reports_every_ratio() -> None:
     child = result["off_env_child"]
     assert isinstance(child, dict)
     assert child["wrapper_installed"] is False
+    providers = result["providers_child"]
+    assert isinstance(providers, dict)
+    assert providers["prefect_imported_before"] is False
+    # Prefect is part of the dev install: the state after its import is measured.
+    for state in ("no_prefect", "prefect_imported", "airflow"):
+        assert providers[f"{state}_ns"] > 0
+        assert providers[f"{state}_in_scope_ns"] > 0
+        assert isinstance(providers[f"{state}_added_ns"], float)
+        assert providers[f"{state}_lookup_ns"] > 0
+    # Inside a flow run only with --prefect-flow, which needs a Prefect server.
+    assert providers["in_prefect_flow_ns"] is None
 
 
 def test_memory_stays_bounded_against_a_stalled_sink() -> None:

@@ -75,7 +75,7 @@ def clean_environment() -> dict[str, str]:
     return {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("EVENTBLOCKS_", "PREFECT__"))
+        if not key.startswith(("EVENTBLOCKS_", "PREFECT__", "AIRFLOW_CTX_"))
     }
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,20 +16,27 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 
 
-def run_script(script: Path) -> subprocess.CompletedProcess[str]:
+# Examples that run a Prefect flow use the test run's Prefect server.
+PREFECT_EXAMPLES = {"prefect_flow.py"}
+
+
+def run_script(
+    script: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``script`` with this interpreter, from a clean event environment (the
-    test servers' variables stay: they name this run's own databases)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key.startswith("EVENTBLOCKS_TEST_")
-        or not key.startswith(("EVENTBLOCKS_", "PREFECT__"))
-    }
+    test servers' variables stay: they name this run's own databases), or ``env``."""
+    if env is None:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key.startswith("EVENTBLOCKS_TEST_")
+            or not key.startswith(("EVENTBLOCKS_", "PREFECT_", "AIRFLOW_CTX_"))
+        }
     return subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120 if script.name in PREFECT_EXAMPLES else 60,
         cwd=script.parent.parent,
         env=env,
         check=False,
@@ -54,10 +62,53 @@ def test_there_are_examples() -> None:
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
-def test_example_runs(script: Path) -> None:
+def test_example_runs(script: Path, request: pytest.FixtureRequest) -> None:
     """Each example script exits 0 within the timeout."""
-    result = run_script(script)
+    env = None
+    if script.name in PREFECT_EXAMPLES:
+        env = request.getfixturevalue("prefect_server").env()
+    result = run_script(script, env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_prefect_example_shows_prefects_runs(prefect_server: Any) -> None:
+    """examples/prefect_flow.py runs a real flow: the body's calls carry the flow
+    run, the task's the task run too, all with source=prefect."""
+    result = run_script(EXAMPLES / "prefect_flow.py", prefect_server.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.split("carry:", 1)[1].strip().splitlines()[:4]
+    assert [line.split()[0] for line in lines] == [
+        "block.warehouse.query.started",
+        "block.warehouse.query.succeeded",
+    ] * 2
+    assert all("flow run" in line and "source=prefect" in line for line in lines)
+    assert ["task run 'load_orders-" in line for line in lines] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert "'flow-name': 'nightly-etl'" in result.stdout
+    assert "'tags': 'nightly'" in result.stdout
+
+
+def test_the_prefect_example_without_prefect_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    """Where Prefect cannot be imported, the example names the extra and exits 0."""
+    (tmp_path / "prefect.py").write_text("raise ImportError('no prefect here')\n")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EVENTBLOCKS_", "PREFECT_"))
+    }
+    root = str(EXAMPLES.parent)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(tmp_path), env.get("PYTHONPATH", root) or root]
+    )
+    result = run_script(EXAMPLES / "prefect_flow.py", env)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'eventblocks[prefect]'" in result.stdout
 
 
 def test_quickstart_names_the_first_failed_call() -> None:

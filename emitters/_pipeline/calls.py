@@ -5,7 +5,8 @@ kwargs)`` for a sync function, a coroutine function, a generator function or an
 async generator function. The instance must implement ``__eventblocks_source__``
 (see :class:`emitters._pipeline.build.SupportsEventSource`).
 
-Per call, the caller's thread does one flag check, reads two context variables,
+Per call, the caller's thread does one flag check, reads two context variables
+(and, outside an explicit run scope, asks the run context providers),
 takes two monotonic timestamps, sets and resets the active call, and appends two
 tuples to the queue. Everything else happens on the dispatcher's thread. When a
 sink asked for live spans (``STATE.live``, see :mod:`emitters.otel._live`), the
@@ -42,6 +43,7 @@ from emitters._pipeline.record import (
     new_call,
     new_outcome,
 )
+from emitters._providers.registry import provided_run_context
 from emitters._text import mend_text
 from emitters._trace import snapshot_otel_context
 
@@ -123,6 +125,7 @@ _active_get = ACTIVE_CALL.get
 _active_set = ACTIVE_CALL.set
 _active_reset = ACTIVE_CALL.reset
 _run_get = RUN_CONTEXT.get
+_provided = provided_run_context
 _otel_get = snapshot_otel_context
 
 
@@ -133,7 +136,7 @@ def _sync_wrapper(
     # global lookup on every call.
     st = STATE
     active_get, active_set, active_reset = _active_get, _active_set, _active_reset
-    run_get, otel_get, clock = _run_get, _otel_get, perf_counter_ns
+    run_get, provided, otel_get, clock = _run_get, _provided, _otel_get, perf_counter_ns
     outcome_kind, mask, source_at = KIND_OUTCOME, _MASK, CALL_SOURCE
 
     def record_sync_call(
@@ -148,7 +151,8 @@ def _sync_wrapper(
         if caller is not None and caller[source_at] is instance:
             return wrapped(*args, **kwargs)
         # The layout of record.new_call, written out: a call here costs ~50 ns.
-        call = [None, instance, method, run_get(), otel_get(), caller, clock()]
+        run = run_get() or provided()
+        call = [None, instance, method, run, otel_get(), caller, clock()]
         st.append(call)
         if not st.count() & mask:
             st.kick()
@@ -199,9 +203,8 @@ def _sync_wrapper(
 
 def _start(instance: Any, method: str, caller: Call | None) -> Call:
     """Queue the started record of a call and return the call."""
-    call = new_call(
-        instance, method, _run_get(), _otel_get(), caller, perf_counter_ns()
-    )
+    run = _run_get() or _provided()
+    call = new_call(instance, method, run, _otel_get(), caller, perf_counter_ns())
     STATE.append(call)
     if not STATE.count() & _MASK:
         STATE.kick()

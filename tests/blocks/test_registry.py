@@ -3,10 +3,11 @@
 import importlib
 import sys
 import textwrap
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -17,9 +18,12 @@ from blocks import (
     BlockNotFoundError,
     DocumentStore,
     block_class,
+    is_instrumented,
     register_file,
     registered_types,
 )
+from blocks._registry import class_path
+from emitters.testing import capture_events
 
 
 @pytest.fixture(autouse=True)
@@ -210,3 +214,91 @@ def test_unknown_slug_suggests_types_stored_in_the_database(tmp_path: Path) -> N
 
     with pytest.raises(BlockNotFoundError, match=f"Did you mean {slug!r}"):
         block_class(typo, store)
+
+
+def recreate_by_value(module: str, name: str, attributes: dict[str, Any]) -> type:
+    """Re-create a block class as cloudpickle does: an empty class of ``module``,
+    then its attributes set one by one."""
+    cls = types.new_class(
+        name, (Block,), exec_body=lambda ns: ns.update(__module__=module)
+    )
+    for key, value in attributes.items():
+        setattr(cls, key, value)
+    return cls
+
+
+def test_the_main_module_under_its_two_names_is_one_module() -> None:
+    """A class of __mp_main__ and one of __main__ with one slug do not clash; the
+    later one is the type, and its path names __main__."""
+    slug = unique_slug("reg-main")
+    spawned = recreate_by_value("__mp_main__", "Thing", {"block_type_slug": slug})
+    by_value = recreate_by_value("__main__", "Thing", {"block_type_slug": slug})
+
+    assert block_class(slug) is by_value
+    assert class_path(spawned) == class_path(by_value) == "__main__:Thing"
+
+
+def test_a_class_filled_in_after_its_definition_records_and_registers() -> None:
+    """Methods and a slug set on a block class after its definition take effect:
+    the methods record calls, the type moves to its slug."""
+    slug = unique_slug("reg-late")
+
+    def query(self: Any, sql: str) -> str:
+        return sql
+
+    cls = recreate_by_value(
+        "__main__", "Late", {"block_type_slug": slug, "query": query}
+    )
+
+    assert block_class(slug) is cls
+    assert [s for s, c in registered_types().items() if c is cls] == [slug]
+    assert is_instrumented(cls.query)
+    with capture_events() as events:
+        assert cls().query("select 1") == "select 1"
+    assert [e.event for e in events] == [
+        f"block.{slug}.query.started",
+        f"block.{slug}.query.succeeded",
+    ]
+
+
+def test_events_enabled_set_late_removes_the_recording() -> None:
+    """events_enabled = False set after the definition uninstalls the wrappers."""
+
+    def query(self: Any) -> None:
+        return None
+
+    cls = recreate_by_value(
+        "__main__", "Quiet", {"block_type_slug": unique_slug("reg-quiet")}
+    )
+    cls.query = query  # type: ignore[attr-defined]
+    assert is_instrumented(cls.query)  # type: ignore[attr-defined]
+    cls.events_enabled = False  # type: ignore[attr-defined]
+    assert not is_instrumented(cls.query)  # type: ignore[attr-defined]
+
+
+def test_a_bad_slug_set_late_is_refused() -> None:
+    """A block_type_slug set after the definition is checked like one in the body."""
+    cls = recreate_by_value("__main__", "Odd", {})
+    with pytest.raises(BlockDefinitionError, match="block_type_slug"):
+        cls.block_type_slug = "Not A Slug"  # type: ignore[attr-defined]
+    assert cls.block_type_slug == "odd"  # type: ignore[attr-defined]
+    assert block_class("odd") is cls
+
+
+def test_main_and_another_module_still_clash() -> None:
+    """A __main__ class and a class of another module claiming its slug clash."""
+    slug = unique_slug("reg-clash")
+    recreate_by_value("__main__", "Thing", {"block_type_slug": slug})
+    with pytest.raises(BlockDefinitionError, match="both claim"):
+        recreate_by_value("regmod_other", "Thing", {"block_type_slug": slug})
+
+
+def test_a_clashing_slug_set_late_is_refused_and_undone() -> None:
+    """A slug set late that another module's type has raises and is not kept."""
+    slug = unique_slug("reg-taken")
+    recreate_by_value("regmod_owner", "Owner", {"block_type_slug": slug})
+    cls = recreate_by_value("__main__", "Taker", {})
+    with pytest.raises(BlockDefinitionError, match="both claim"):
+        cls.block_type_slug = slug  # type: ignore[attr-defined]
+    assert cls.block_type_slug == "taker"  # type: ignore[attr-defined]
+    assert block_class("taker") is cls

@@ -232,7 +232,7 @@ def test_related_includes_the_current_runs() -> None:
     (task_rel,) = event.related_by_role("task-run")
     assert flow_rel.id == f"flow-run.{flow.id}"
     assert flow_rel.name == "nightly"
-    assert flow_rel.labels == {"team": "data"}
+    assert flow_rel.labels == {"team": "data", "source": "eventblocks"}
     assert task_rel.id == f"task-run.{task.id}"
     assert task_rel.name == "load"
 
