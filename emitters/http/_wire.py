@@ -16,13 +16,13 @@ import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
 from urllib.parse import unquote
 
 import httpx
 from pydantic import TypeAdapter
 
 from emitters._model import Event
+from emitters._spool import Batch
 
 __all__ = [
     "COUNT_HEADER",
@@ -46,22 +46,6 @@ _EVENT_LIST = TypeAdapter(list[Event])
 _SECRET_NAME = re.compile(
     r"auth|token|key|secret|pass|cookie|session|signature|credential", re.IGNORECASE
 )
-
-
-class Batch(NamedTuple):
-    """One request's worth of events, ready to send or to spool.
-
-    Attributes:
-        body: The request body, compressed if ``encoding`` is ``"gzip"``.
-        encoding: ``"gzip"`` or ``"identity"``.
-        event_count: How many events the body holds.
-        key: The idempotency key: the first and the last event id.
-    """
-
-    body: bytes
-    encoding: str
-    event_count: int
-    key: str
 
 
 def encode_batch(
