@@ -4,6 +4,17 @@
 encryption key file; ``EVENTBLOCKS_DATABASE_URL`` (any SQLAlchemy URL) replaces the
 SQLite database, for a team that shares PostgreSQL or MySQL/MariaDB. Both are read
 each time, so a test or a script can set them before use.
+
+The NATS sink (``EVENTBLOCKS_EMITTERS=nats``) reads:
+
+- ``EVENTBLOCKS_NATS_URL``: the servers, comma-separated (default
+  ``nats://127.0.0.1:4222``);
+- ``EVENTBLOCKS_NATS_STREAM``: the JetStream stream (default ``EVENTBLOCKS``);
+- ``EVENTBLOCKS_NATS_SUBJECT``: the subject (default ``eventblocks.events``);
+- ``EVENTBLOCKS_NATS_CREATE_STREAM``: ``true`` creates the stream if it is missing
+  (default ``false``);
+- ``EVENTBLOCKS_NATS_SPOOL_DIR``: the spool folder (default ``nats-spool`` in the
+  home folder).
 """
 
 from __future__ import annotations
@@ -11,8 +22,9 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["database_url", "home", "max_buffer_bytes"]
+__all__ = ["NatsSettings", "database_url", "home", "max_buffer_bytes", "nats_settings"]
 
 DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 
@@ -53,3 +65,42 @@ def max_buffer_bytes() -> int:
         )
         return DEFAULT_MAX_BUFFER_BYTES
     return value
+
+
+class NatsSettings(NamedTuple):
+    """The NATS sink's settings from the environment (see the module docstring)."""
+
+    servers: str
+    stream: str
+    subject: str
+    create_stream: bool
+    spool_dir: Path
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def nats_settings() -> NatsSettings:
+    """Return the ``EVENTBLOCKS_NATS_*`` settings, with their defaults.
+
+    Raises:
+        ValueError: ``EVENTBLOCKS_NATS_CREATE_STREAM`` is not a yes/no value.
+    """
+
+    def read(name: str, default: str) -> str:
+        return os.environ.get(name, "").strip() or default
+
+    create = os.environ.get("EVENTBLOCKS_NATS_CREATE_STREAM", "").strip().lower()
+    if create not in _TRUE + _FALSE:
+        raise ValueError(
+            f"EVENTBLOCKS_NATS_CREATE_STREAM must be true or false, not {create!r}"
+        )
+    spool = os.environ.get("EVENTBLOCKS_NATS_SPOOL_DIR", "").strip()
+    return NatsSettings(
+        servers=read("EVENTBLOCKS_NATS_URL", "nats://127.0.0.1:4222"),
+        stream=read("EVENTBLOCKS_NATS_STREAM", "EVENTBLOCKS"),
+        subject=read("EVENTBLOCKS_NATS_SUBJECT", "eventblocks.events"),
+        create_stream=create in _TRUE,
+        spool_dir=Path(spool).expanduser() if spool else home() / "nats-spool",
+    )
