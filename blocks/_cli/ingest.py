@@ -60,6 +60,15 @@ def ingest_events(
             "--batch-size", min=1, max=100_000, help="Events per transaction."
         ),
     ] = 1000,
+    ack_wait: Annotated[
+        float,
+        typer.Option(
+            "--ack-wait",
+            min=0.1,
+            help="Seconds before an unacknowledged message is delivered again "
+            "(set when the durable consumer is created).",
+        ),
+    ] = 30.0,
     once: Annotated[
         bool,
         typer.Option("--once", help="Store what the stream holds now, then exit."),
@@ -85,6 +94,7 @@ def ingest_events(
         durable=durable,
         store=SQLEventStore(to),
         batch_size=batch_size,
+        ack_wait=ack_wait,
         status_interval=status_interval,
         status=_status,
     )

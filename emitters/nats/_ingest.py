@@ -11,6 +11,7 @@ several ingesters can share one durable consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +32,6 @@ from emitters.sql import SQLEventStore
 
 __all__ = ["IngestStats", "NatsIngester"]
 
-# How long a message may stay unacknowledged before JetStream delivers it again.
-_ACK_WAIT_S = 60.0
 # The wait before retrying a batch the store could not take.
 _STORE_RETRY_S = 2.0
 
@@ -68,6 +67,10 @@ class NatsIngester:
         store: Where events go; by default the home database's store.
         batch_size: The most messages fetched and stored per transaction.
         fetch_timeout: Seconds one fetch waits for messages.
+        ack_wait: Seconds a fetched message may stay unacknowledged before
+            JetStream delivers it again (to this ingester or another), when the
+            consumer is created here: a batch must be stored within it; after
+            a crash, what it had fetched waits this long.
         status_interval: Seconds between two status lines.
         status: Receives each status line (for example ``print``); None: none.
 
@@ -84,6 +87,7 @@ class NatsIngester:
         store: SQLEventStore | None = None,
         batch_size: int = 1000,
         fetch_timeout: float = 1.0,
+        ack_wait: float = 30.0,
         status_interval: float = 60.0,
         status: Callable[[str], None] | None = None,
     ) -> None:
@@ -104,6 +108,7 @@ class NatsIngester:
         """The store events are written to."""
         self._batch_size = integer("batch_size", batch_size, low=1, high=100_000)
         self._fetch_timeout = positive("fetch_timeout", fetch_timeout)
+        self._ack_wait = positive("ack_wait", ack_wait)
         self._status_interval = positive("status_interval", status_interval)
         self._status = status
         self._stop = threading.Event()
@@ -159,10 +164,11 @@ class NatsIngester:
             if self._status:
                 await self._report(js, time.monotonic() - started, 0, final=True)
         finally:
-            try:
-                await asyncio.wait_for(client.drain(), 5.0)
-            except Exception:  # the server went away: nothing is left to ack
-                await client.close()
+            # Acknowledgements were flushed after each batch; a pull
+            # subscription's drain would wait for its whole timeout.
+            with contextlib.suppress(Exception):  # the server may be away
+                await asyncio.wait_for(client.flush(), 2.0)
+            await client.close()
 
     async def _ensure_consumer(self, js: JetStreamContext) -> None:
         try:
@@ -173,7 +179,7 @@ class NatsIngester:
                 ConsumerConfig(
                     durable_name=self._durable,
                     ack_policy=AckPolicy.EXPLICIT,
-                    ack_wait=_ACK_WAIT_S,
+                    ack_wait=self._ack_wait,
                     max_ack_pending=max(20_000, self._batch_size * 4),
                 ),
             )
