@@ -327,8 +327,10 @@ class NatsEmitter(Emitter):
                 raise exc
 
     async def _connected(self, timeout: float) -> JetStreamContext:
-        if self._js is not None:
-            return self._js
+        if self._js is not None and self._client is not None:
+            if not self._client.is_closed:
+                return self._js
+            self._client = self._js = None  # closed for good: connect anew
         client = await connect(
             self._servers,
             timeout=timeout,
