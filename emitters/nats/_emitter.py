@@ -303,12 +303,12 @@ class NatsEmitter(Emitter):
         futures: list[asyncio.Future[PubAck]] = []
         try:
             for msg_id, payload in _messages(batch):
+                # No wait_stall: with one, each publish is a task and a trip
+                # through the loop (ten times slower); run()'s deadline bounds
+                # a stall instead.
                 futures.append(
                     await js.publish_async(
-                        self._subject,
-                        payload,
-                        wait_stall=timeout,
-                        headers={_MSG_ID: msg_id},
+                        self._subject, payload, headers={_MSG_ID: msg_id}
                     )
                 )
             done, pending = await asyncio.wait(futures, timeout=timeout)
