@@ -58,8 +58,13 @@ class PrefectEmitter(HttpEmitter):
             ``spool=False``.
         spool: False sends without a spool.
         limits: The server's limits, if it was configured with other ones.
-        timeout, max_retries, backoff, max_backoff, max_spool_bytes, verify,
-            name: As for :class:`~emitters.http.HttpEmitter`.
+        timeout: Seconds one request may take (connect, write, read each).
+        max_retries: Retries after the first attempt before giving up on a batch.
+        backoff: The first retry's delay in seconds; it doubles with each retry.
+        max_backoff: The longest delay between two attempts.
+        max_spool_bytes: The most bytes the spool folder may hold.
+        verify: TLS verification: True, False or an ``ssl.SSLContext``.
+        name: The name it is counted under in ``stats()``.
 
     Raises:
         ValueError: No API URL is given or set, or it is not an http(s) URL, or
