@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import secrets
 import signal
 import socket
@@ -27,6 +28,8 @@ from emitters.nats import (
     from_environment,
 )
 from emitters.sql import SQLEventStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _events(count: int, prefix: str = "r") -> list[Event]:
@@ -275,6 +278,20 @@ def test_from_environment_reads_the_nats_variables(
     monkeypatch.setenv("EVENTBLOCKS_NATS_STREAM", "bad.name")
     with pytest.raises(ValueError, match=r"EVENTBLOCKS_NATS_.*stream"):
         from_environment()
+
+
+def test_the_nats_sink_name_and_extra_are_declared() -> None:
+    """pyproject.toml names the factory for EVENTBLOCKS_EMITTERS=nats, and the
+    nats extra (in all) brings the client."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    group = project["entry-points"]["eventblocks.emitters"]
+    module, _, attr = group["nats"].partition(":")
+    assert getattr(importlib.import_module(module), attr) is from_environment
+    extras = project["optional-dependencies"]
+    assert any(dep.startswith("nats-py") for dep in extras["nats"])
+    assert "nats" in extras["all"][0]
 
 
 # -- the ingester -----------------------------------------------------------------
