@@ -412,3 +412,34 @@ def test_events_spool_while_the_server_is_away_and_arrive_after(
     assert emitter.replayed == 5
     stored = _events_of(prefect_api, run_id, 5)
     assert sorted(e["id"] for e in stored) == sorted(str(e.id) for e in events)
+
+
+def test_the_prefect_sink_never_imports_prefect(tmp_path: Path) -> None:
+    """Building and using a PrefectEmitter loads no Prefect module."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from datetime import UTC, datetime
+        from emitters import Event, Resource
+        from emitters._ids import new_uuid7
+        from emitters.prefect import PrefectEmitter
+        event = Event(id=new_uuid7(), occurred=datetime.now(UTC), event="e",
+                      resource=Resource(id="x"))
+        with PrefectEmitter("http://127.0.0.1:9/api", spool=False, max_retries=0,
+                            timeout=0.5) as sink:
+            try:
+                sink.emit_batch([event])
+            except ConnectionError:
+                print("refused")
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "prefect"))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_prefect_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["refused", "[]"]
