@@ -8,6 +8,17 @@ reads once at import.
 
 The Configuration page of the documentation lists them all in one table; a test
 keeps that table and this module in step.
+
+The NATS sink (``EVENTBLOCKS_EMITTERS=nats``) reads (see :func:`nats_settings`):
+
+- ``EVENTBLOCKS_NATS_URL``: the servers, comma-separated (default
+  ``nats://127.0.0.1:4222``);
+- ``EVENTBLOCKS_NATS_STREAM``: the JetStream stream (default ``EVENTBLOCKS``);
+- ``EVENTBLOCKS_NATS_SUBJECT``: the subject (default ``eventblocks.events``);
+- ``EVENTBLOCKS_NATS_CREATE_STREAM``: ``true`` creates the stream if it is missing
+  (default ``false``);
+- ``EVENTBLOCKS_NATS_SPOOL_DIR``: the spool folder (default ``nats-spool`` in the
+  home folder).
 """
 
 from __future__ import annotations
@@ -16,13 +27,14 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import URL
 
 __all__ = [
     "ENCRYPTION_KEY_VARIABLE",
     "HTTP_HEADERS_VARIABLE",
+    "NatsSettings",
     "database_url",
     "emitters_setting",
     "encryption_key",
@@ -36,6 +48,7 @@ __all__ = [
     "http_spool_dir",
     "http_url",
     "max_buffer_bytes",
+    "nats_settings",
     "prefect_deployment_name",
 ]
 
@@ -194,3 +207,42 @@ def environment_reader(
     if isinstance(data, dict) and callable(encode) and callable(decode):
         return data.get, tuple(encode(name) for name in names), decode
     return environ.get, names, str
+
+
+class NatsSettings(NamedTuple):
+    """The NATS sink's settings from the environment (see the module docstring)."""
+
+    servers: str
+    stream: str
+    subject: str
+    create_stream: bool
+    spool_dir: Path
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def nats_settings() -> NatsSettings:
+    """Return the ``EVENTBLOCKS_NATS_*`` settings, with their defaults.
+
+    Raises:
+        ValueError: ``EVENTBLOCKS_NATS_CREATE_STREAM`` is not a yes/no value.
+    """
+
+    def read(name: str, default: str) -> str:
+        return _read(name) or default
+
+    create = _read("EVENTBLOCKS_NATS_CREATE_STREAM").lower()
+    if create not in _TRUE + _FALSE:
+        raise ValueError(
+            f"EVENTBLOCKS_NATS_CREATE_STREAM must be true or false, not {create!r}"
+        )
+    spool = _read("EVENTBLOCKS_NATS_SPOOL_DIR")
+    return NatsSettings(
+        servers=read("EVENTBLOCKS_NATS_URL", "nats://127.0.0.1:4222"),
+        stream=read("EVENTBLOCKS_NATS_STREAM", "EVENTBLOCKS"),
+        subject=read("EVENTBLOCKS_NATS_SUBJECT", "eventblocks.events"),
+        create_stream=create in _TRUE,
+        spool_dir=Path(spool).expanduser() if spool else home() / "nats-spool",
+    )

@@ -14,6 +14,10 @@ this run uses it; it is dropped when the run ends. Two runs on one machine
 therefore never drop each other's tables. A run that is killed leaves its
 database behind, named with its process id.
 
+``nats_url`` is the NATS JetStream server of ``EVENTBLOCKS_TEST_NATS_URL``
+(default ``nats://127.0.0.1:4222``); tests give each stream a unique name and
+delete it.
+
 An unreachable server skips its tests locally; with ``CI=true`` it fails them, so
 CI cannot pass without the services. A server that answers but refuses to create
 the database stops the run with the reason.
@@ -37,6 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -293,3 +298,19 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS JetStream server's URL, once it answers on its port."""
+    url = os.environ.get("EVENTBLOCKS_TEST_NATS_URL", "nats://127.0.0.1:4222")
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 4222), 2):
+            pass
+    except OSError as exc:
+        message = f"NATS at {url} is unreachable: {type(exc).__name__}: {exc}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the service must run)")
+        pytest.skip(message)
+    return url

@@ -166,3 +166,36 @@ def test_secret_benchmark_reports_flat_ratios_and_release() -> None:
     assert isinstance(ratios, dict)
     assert set(ratios) == {"2000"}
     assert set(ratios["2000"]) == {"build", "mask_1kb", "bytes_per_secret"}
+
+
+def test_nats_benchmark_stores_every_event_once(
+    nats_url: str, postgres_url: str
+) -> None:
+    """bench_nats.py publishes from worker processes, ingests into PostgreSQL, and
+    reports every rate and ratio."""
+    result = _run(
+        "bench_nats.py", "--workers", "2", "--events", "1000",
+        "--nats", nats_url, "--to", postgres_url,
+    )  # fmt: skip
+    assert (result["events"], result["in_stream"], result["stored"]) == (2000,) * 3
+    assert result["store"].startswith("postgresql")
+    rates = result["events_per_s"]
+    assert isinstance(rates, dict)
+    assert set(rates) == {
+        "raw_client_one_process",
+        "emitter_one_process",
+        "emitter_all_workers",
+        "ingest_into_store",
+        "store_emit_batch_direct",
+    }
+    assert all(isinstance(v, float) and v > 0 for v in rates.values())
+    ratios = result["ratios"]
+    assert isinstance(ratios, dict)
+    assert ratios["workers_vs_one"] == (
+        rates["emitter_all_workers"] / rates["emitter_one_process"]
+    )
+    assert set(ratios) == {
+        "emitter_vs_raw_client",
+        "workers_vs_one",
+        "ingest_vs_direct_store",
+    }

@@ -140,3 +140,19 @@ def test_quickstart_never_shows_the_secret() -> None:
         assert dsn not in stream
         assert password not in stream
     assert "(connected to **********)" in result.stdout
+
+
+def test_workers_through_nats_store_every_event_once(nats_url: str) -> None:
+    """Three worker processes publish to JetStream; the ingester stores their 18
+    events once, and a second run on the same durable consumer finds none."""
+    result = run_script(EXAMPLES / "workers_through_nats.py")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "stored 18 events; a second run found 0" in out
+    for worker in ("worker-0", "worker-1", "worker-2"):
+        timeline = out.split(f"{worker}:", 1)[1].strip().splitlines()[:3]
+        assert [line.split()[-1] for line in timeline] == [
+            "succeeded",
+            "succeeded",
+            "failed",
+        ]

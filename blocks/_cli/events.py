@@ -3,7 +3,9 @@
 - ``events ls``: the latest events, filtered by block, flow run, name or failure;
 - ``events runs --block SLUG/NAME``: the flow runs that used a block document;
 - ``events timeline --flow-run ID``: a run's calls in order, with durations and
-  outcomes, its first failure marked.
+  outcomes, its first failure marked;
+- ``events ingest --from nats://HOST:PORT``: store what workers publish to a NATS
+  JetStream stream (see :mod:`blocks._cli.ingest`).
 
 They read the store that scripts write to by default: the home database, or
 ``EVENTBLOCKS_DATABASE_URL``.
@@ -23,6 +25,7 @@ from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from blocks._cli.errors import CommandError, CommandUsageError
+from blocks._cli.ingest import ingest_events
 from blocks._cli.output import (
     JsonOption,
     console,
@@ -43,7 +46,8 @@ __all__ = ["events_app", "parse_duration", "query_store", "record_json"]
 
 events_app = typer.Typer(
     name="events",
-    help="Show stored events: the latest, a block's runs, a run's timeline.",
+    help="Show stored events: the latest, a block's runs, a run's timeline; "
+    "ingest them from NATS.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -328,3 +332,4 @@ def run_timeline(
 events_app.command("ls")(list_events)
 events_app.command("runs")(block_runs)
 events_app.command("timeline")(run_timeline)
+events_app.command("ingest")(ingest_events)

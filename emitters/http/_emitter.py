@@ -3,7 +3,7 @@
 Everything here runs on the sink's own worker thread (see
 :mod:`emitters._pipeline.delivery`); the caller of a block method never waits for it. A
 batch is retried with exponential backoff and jitter while the endpoint answers
-408, 429 or 5xx or cannot be reached. With a spool (:mod:`emitters.http._spool`) the
+408, 429 or 5xx or cannot be reached. With a spool (:mod:`emitters._spool`) the
 batch is written there after its first failed attempt, and the emitter counts the
 endpoint as down: until the next probe is due, new batches go straight to the
 spool behind the older ones. The first send that succeeds replays the spool,
@@ -30,6 +30,7 @@ from emitters._model import Event
 from emitters._pipeline.delivery import throttle
 from emitters._redact import redact_text, register_secret
 from emitters._secret_names import is_secret_name
+from emitters._spool import Spool, endpoint_tag
 from emitters._urls import display_url
 from emitters.http._options import (
     check_url,
@@ -37,7 +38,6 @@ from emitters.http._options import (
     integer,
     positive,
 )
-from emitters.http._spool import Spool, endpoint_tag
 from emitters.http._wire import (
     COUNT_HEADER,
     IDEMPOTENCY_HEADER,

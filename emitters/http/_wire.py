@@ -15,12 +15,12 @@ import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
 from urllib.parse import unquote
 
 from pydantic import TypeAdapter
 
 from emitters._model import Event
+from emitters._spool import Batch
 
 __all__ = [
     "COUNT_HEADER",
@@ -39,22 +39,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 COUNT_HEADER = "Eventblocks-Event-Count"
 
 _EVENT_LIST = TypeAdapter(list[Event])
-
-
-class Batch(NamedTuple):
-    """One request's worth of events, ready to send or to spool.
-
-    Attributes:
-        body: The request body, compressed if ``encoding`` is ``"gzip"``.
-        encoding: ``"gzip"`` or ``"identity"``.
-        event_count: How many events the body holds.
-        key: The idempotency key: the first and the last event id.
-    """
-
-    body: bytes
-    encoding: str
-    event_count: int
-    key: str
 
 
 def encode_batch(

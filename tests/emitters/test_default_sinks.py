@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from emitters import ConsoleEmitter, configure, emit_event, flush
+from emitters._pipeline import pipeline
 from emitters._pipeline.pipeline import default_emitters
 from emitters.sql import SQLEventStore
 
@@ -72,5 +73,8 @@ def test_an_unknown_or_unusable_sink_is_skipped_with_a_warning(
     assert [type(e) for e in sinks] == [ConsoleEmitter]
     text = caplog.text
     assert "'consle'" in text
-    assert "known: console, file, http, otel, sql, or none" in text
+    # Every installed sink name is offered (nats too once the metadata has it).
+    known = sorted(pipeline.sink_factories())
+    assert {"console", "file", "http", "otel", "sql"} <= set(known)
+    assert f"known: {', '.join(known)}, or none" in text
     assert "EVENTBLOCKS_HTTP_URL" in text

@@ -1,11 +1,11 @@
-"""The HTTP emitter's disk spool: batches that could not be sent, oldest first.
+"""The disk spool of the HTTP and NATS sinks: batches that could not be sent.
 
 One file per batch, named ``<uuid7 hex>.<endpoint tag>.batch`` so that names sort
 in the order the batches were spooled, and an emitter replays only what was meant
-for its own endpoint. A file is written as a hidden temporary file, synced, then
-renamed into place, so a reader never sees half of one. It holds one JSON header
-line (``count``, ``key``, ``encoding``) and then the request body exactly as it is
-sent.
+for its own destination (an HTTP endpoint, a NATS stream and subject). A file is
+written as a hidden temporary file, synced, then renamed into place, so a reader
+never sees half of one. It holds one JSON header line (``count``, ``key``,
+``encoding``) and then the body exactly as it is sent.
 
 Replaying is claimed with an advisory lock on ``.lock`` in the folder (``flock``,
 released by the kernel if the process dies), so two emitters or processes never
@@ -21,19 +21,19 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from emitters._ids import new_uuid7
 from emitters._pipeline.delivery import throttle
-from emitters.http._wire import Batch
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: in-process claims only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Spool", "endpoint_tag"]
+__all__ = ["Batch", "Spool", "endpoint_tag", "http_batch_is_whole"]
 
 _SUFFIX = ".batch"
 _LOCK_NAME = ".lock"
@@ -43,20 +43,40 @@ _dir_claims: dict[str, threading.Lock] = {}
 _dir_claims_guard = threading.Lock()
 
 
+class Batch(NamedTuple):
+    """One delivery's worth of events, ready to send or to spool.
+
+    Attributes:
+        body: The bytes sent (an HTTP request body, compressed if ``encoding`` is
+            ``"gzip"``; for NATS, one ``<event id> <event JSON>`` line per event).
+        encoding: ``"gzip"`` or ``"identity"``.
+        event_count: How many events the body holds.
+        key: The idempotency key: the first and the last event id.
+    """
+
+    body: bytes
+    encoding: str
+    event_count: int
+    key: str
+
+
 def endpoint_tag(url: str) -> str:
-    """Return a short, one-way tag of an endpoint URL for spool file names."""
+    """Return a short, one-way tag of a destination for spool file names."""
     return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
-def _whole(batch: Batch) -> bool:
-    """Whether a spooled body decodes to exactly the events its header counts."""
+def http_batch_is_whole(batch: Batch) -> bool:
+    """Whether a spooled HTTP body (``{"events": [...]}``, or a bare JSON array as
+    Prefect's events API takes it; maybe gzipped) decodes to exactly the events its
+    header counts."""
     body = batch.body
     try:
         if batch.encoding == "gzip":
             body = zlib.decompress(body, wbits=31)
         elif batch.encoding != "identity":
             return False
-        events = json.loads(body).get("events")
+        parsed = json.loads(body)
+        events = parsed.get("events") if isinstance(parsed, dict) else parsed
     except (zlib.error, ValueError, AttributeError):
         return False
     return isinstance(events, list) and len(events) == batch.event_count
@@ -71,16 +91,26 @@ def _claim_lock(folder: str) -> threading.Lock:
 
 
 class Spool:
-    """A bounded folder of batches waiting to be sent to one endpoint.
+    """A bounded folder of batches waiting to be sent to one destination.
 
     Args:
         folder: The spool folder, created (mode 0700) on first use.
         max_bytes: The most bytes of batch files the folder may hold.
-        tag: The endpoint's tag (see :func:`endpoint_tag`).
+        tag: The destination's tag (see :func:`endpoint_tag`).
     """
 
-    def __init__(self, folder: Path, max_bytes: int, tag: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        max_bytes: int,
+        tag: str,
+        *,
+        is_whole: Callable[[Batch], bool] = http_batch_is_whole,
+    ) -> None:
         self.folder = folder
+        # Checks that a file read back holds the whole batch its header counts
+        # (its sink's own encoding), so that a truncated file is never sent.
+        self._is_whole = is_whole
         self.max_bytes = max_bytes
         self._suffix = f".{tag}{_SUFFIX}"
         self._size: int | None = None
@@ -180,7 +210,7 @@ class Spool:
             )
         except (ValueError, KeyError, TypeError):
             batch = None
-        if batch is None or not sep or not _whole(batch):
+        if batch is None or not sep or not self._is_whole(batch):
             self.set_aside(path)
             throttle.warn(
                 f"spool-corrupt:{self.folder}",
