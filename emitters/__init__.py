@@ -10,6 +10,7 @@ from emitters._context import Run, bind_context, current_run, flow_run, task_run
 from emitters._emit import emit_event
 from emitters._emitter import Emitter, MemoryEmitter, PartialDelivery
 from emitters._model import Event, RelatedResource, Resource
+from emitters._observed import observed_event_id, related_runs
 from emitters._pipeline.pipeline import configure, flush, shutdown, stats
 from emitters._processors import DropEvent, event_filter, sampler
 from emitters._redact import register_secret
@@ -31,7 +32,9 @@ __all__ = [
     "event_filter",
     "flow_run",
     "flush",
+    "observed_event_id",
     "register_secret",
+    "related_runs",
     "sampler",
     "shutdown",
     "stats",
