@@ -85,6 +85,8 @@ class EcsTaskObserver:
         self.wait_seconds = wait_seconds
         self.flush_timeout = flush_timeout
         self.stats = ObserverStats()
+        self.busy = False
+        """True while a batch of received messages is being handled."""
         self._tags: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._tag_cache_size = tag_cache_size
 
@@ -243,8 +245,13 @@ class EcsTaskObserver:
         messages = sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
         ).get("Messages", [])
-        if messages and not self.handle(messages):
-            raise RuntimeError("the sinks did not confirm delivery")
+        if messages:
+            self.busy = True
+            try:
+                if not self.handle(messages):
+                    raise RuntimeError("the sinks did not confirm delivery")
+            finally:
+                self.busy = False
         return len(messages)
 
     def run(

@@ -86,6 +86,8 @@ class PodObserver:
         self.flush_timeout = flush_timeout
         self.resource_version: str | None = None
         self.stats = ObserverStats()
+        self.busy = False
+        """True while a list or a watch event is being handled."""
         self._emitted: dict[str, tuple[str, ...]] = {}
         self._api: Any = None
 
@@ -143,8 +145,13 @@ class PodObserver:
             body = json.loads(response.data)
         finally:
             response.release_conn()
-        events = [e for pod in body.get("items") or [] if (e := self._handle(pod))]
-        self._deliver(events)
+        self.busy = True
+        try:
+            items = body.get("items") or []
+            events = [e for pod in items if (e := self._handle(pod))]
+            self._deliver(events)
+        finally:
+            self.busy = False
         self.resource_version = str((body.get("metadata") or {}).get("resourceVersion"))
 
     def _events(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
@@ -183,8 +190,12 @@ class PodObserver:
             raw = item.get("raw_object") or {}
             version = (raw.get("metadata") or {}).get("resourceVersion")
             if kind in ("ADDED", "MODIFIED", "DELETED"):
-                event = self._handle(raw, deleted=kind == "DELETED")
-                self._deliver([event] if event is not None else [])
+                self.busy = True
+                try:
+                    event = self._handle(raw, deleted=kind == "DELETED")
+                    self._deliver([event] if event is not None else [])
+                finally:
+                    self.busy = False
             if version:
                 self.resource_version = str(version)
 

@@ -159,14 +159,17 @@ class FakeKubeApi:
     ``lists`` holds the PodList bodies the next list requests get; ``watches``
     the next watch requests' streams: each a list of watch events (dicts, sent
     as chunked JSON lines), where the string ``"drop"`` closes the connection
-    mid-stream. A watch with nothing scripted ends at once, as a watch whose
-    ``timeoutSeconds`` passed. ``requests`` records each request's path and query.
+    mid-stream and ``"hang"`` keeps it open, silent, until ``release`` is set.
+    A watch with nothing scripted ends at once, as a watch whose
+    ``timeoutSeconds`` passed. ``requests`` records each request's path and
+    query.
     """
 
     url: str
     lists: list[dict[str, object]]
     watches: list[list[object]]
     requests: list[tuple[str, dict[str, str]]]
+    release: threading.Event
 
     def kubeconfig(self, token: str = "fake-token") -> str:
         """Return a kubeconfig naming this server, with a bearer token."""
@@ -185,7 +188,7 @@ def kube_api() -> Iterator[FakeKubeApi]:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import parse_qsl, urlsplit
 
-    api = FakeKubeApi("", [], [], [])
+    api = FakeKubeApi("", [], [], [], threading.Event())
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -217,6 +220,9 @@ def kube_api() -> Iterator[FakeKubeApi]:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for item in items:
+                if item == "hang":
+                    api.release.wait(30)
+                    item = "drop"
                 if item == "drop":
                     self.wfile.flush()
                     self.close_connection = True
@@ -234,5 +240,6 @@ def kube_api() -> Iterator[FakeKubeApi]:
     try:
         yield api
     finally:
+        api.release.set()
         server.shutdown()
         server.server_close()

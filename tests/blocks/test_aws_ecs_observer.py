@@ -7,6 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,3 +234,131 @@ def test_event_ids_are_uuid5_of_the_source_event() -> None:
     assert a.version == 5
     assert a != observed_event_id("aws.ecs", "e2")
     assert isinstance(a, uuid.UUID)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "blocks", "observe", *args]
+
+
+def _stored(home: Path) -> int:
+    """How many infrastructure events the home database holds (0 before any)."""
+    path = home / "eventblocks.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        try:
+            row = db.execute(
+                "SELECT count(*) FROM eventblocks_events WHERE event LIKE 'infra.%'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(row[0])
+
+
+def _queued(creds: AwsCredentials, url: str) -> int:
+    attrs = creds.get_client("sqs").get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+        ],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
+
+
+def test_cli_observe_ecs_once_stores_the_run_event(
+    creds: AwsCredentials, eventblocks_home: Path
+) -> None:
+    """`eventblocks observe ecs --once` with saved credentials stores the stopped
+    task in the home database, found by its flow run, and prints a status line."""
+    creds.save("ops")
+    url = EcsTaskObserver.create_queue(creds)
+    task = run_tagged_task(creds, {"eventblocks.io/flow-run-id": FLOW_RUN})
+    put_state_change(creds, task, "STOPPED", stoppedReason="Task failed to start")
+    done = subprocess.run(
+        _cli(
+            "ecs", "--queue-url", url, "--credentials", "aws-credentials/ops", "--once"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "observe ecs: seen 1, stored 1, related to runs 1, errors 0" in done.stderr
+    store = SQLEventStore(f"sqlite:///{eventblocks_home / 'eventblocks.db'}")
+    [event] = store.events(flow_run=FLOW_RUN)
+    assert event.payload["stoppedReason"] == "Task failed to start"
+    assert creds.aws_secret_access_key is not None
+    secret = creds.aws_secret_access_key.get_secret_value()
+    assert secret not in done.stdout + done.stderr
+
+
+def test_cli_observe_ecs_refuses_a_bad_reference(creds: AwsCredentials) -> None:
+    """--credentials must name saved aws-credentials; a wrong slug is a usage error."""
+    done = subprocess.run(
+        _cli(
+            "ecs", "--queue-url", "http://q", "--credentials", "s3-bucket/x", "--once"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "expected aws-credentials/NAME" in done.stderr
+
+
+@pytest.mark.slow
+def test_killed_observer_restarted_stores_each_change_once(
+    creds: AwsCredentials, eventblocks_home: Path
+) -> None:
+    """An observer killed (SIGKILL) while the queue still holds messages, started
+    again, stores every change exactly once and leaves the queue empty."""
+    creds.save("ops")
+    url = EcsTaskObserver.create_queue(creds)
+    sqs = creds.get_client("sqs")
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "2"})
+    task = run_tagged_task(creds, {"eventblocks.io/flow-run-id": FLOW_RUN})
+    total = 150
+    for start in range(0, total, 10):
+        entries = [
+            {
+                "Source": "aws.ecs",
+                "DetailType": "ECS Task State Change",
+                "Detail": json.dumps(
+                    {
+                        "clusterArn": task["clusterArn"],
+                        "taskArn": task["taskArn"],
+                        "lastStatus": "RUNNING",
+                        "version": n,
+                        "updatedAt": "2026-03-01T12:00:05Z",
+                    }
+                ),
+            }
+            for n in range(start, start + 10)
+        ]
+        assert (
+            creds.get_client("events").put_events(Entries=entries)["FailedEntryCount"]
+            == 0
+        )
+    command = _cli("ecs", "--queue-url", url, "--credentials", "aws-credentials/ops")
+    first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _stored(eventblocks_home) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    killed_at = _stored(eventblocks_home)
+    assert 0 < killed_at < total, "the observer was not killed in the middle"
+    assert _queued(creds, url) > 0
+    time.sleep(2.5)  # the messages it held come back after the visibility timeout
+    done = subprocess.run(
+        [*command, "--once"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    store = SQLEventStore(f"sqlite:///{eventblocks_home / 'eventblocks.db'}")
+    events = store.events(flow_run=FLOW_RUN, limit=None)
+    assert len(events) == total
+    assert len({e.id for e in events}) == total
+    assert _queued(creds, url) == 0

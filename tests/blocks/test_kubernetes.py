@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import copy
 import logging
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +287,117 @@ def test_cluster_settings_are_checked_and_the_token_is_secret(kube_api: Any) -> 
         PodObserver(KubernetesCluster(in_cluster=True), watch_seconds=0)
     cluster = KubernetesCluster(kubeconfig=SecretStr(kube_api.kubeconfig("tok-7f3a9c")))
     assert "tok-7f3a9c" not in repr(cluster) + str(cluster.model_dump())
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "blocks", "observe", "kubernetes", *args]
+
+
+def _stored(home: Path) -> int:
+    """How many infrastructure events the home database holds (0 before any)."""
+    path = home / "eventblocks.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        try:
+            row = db.execute(
+                "SELECT count(*) FROM eventblocks_events WHERE event LIKE 'infra.%'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(row[0])
+
+
+def test_cli_observe_kubernetes_once(kube_api: Any, eventblocks_home: Path) -> None:
+    """`eventblocks observe kubernetes --once` with a saved cluster stores the
+    pods' events in the home database and prints a status line; the token never
+    shows."""
+    KubernetesCluster(kubeconfig=SecretStr(kube_api.kubeconfig("tok-5e1d0a"))).save(
+        "k8s"
+    )
+    kube_api.lists.append(pod_list("300", A_RUNNING, B_EVICTED))
+    kube_api.watches.append([watch_event("ADDED", C_OOM)])
+    done = subprocess.run(
+        _cli(
+            "--cluster",
+            "kubernetes-cluster/k8s",
+            "--namespace",
+            NS,
+            "--selector",
+            "app=etl",
+            "--once",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "observe kubernetes: seen 3, stored 3, related to runs 3, errors 0"
+        in done.stderr
+    )
+    assert "tok-5e1d0a" not in done.stdout + done.stderr
+    store = SQLEventStore(f"sqlite:///{eventblocks_home / 'eventblocks.db'}")
+    assert sorted(e.event for e in store.events(flow_run=FLOW_RUN)) == [
+        "infra.kubernetes.pod.evicted",
+        "infra.kubernetes.pod.running",
+    ]
+    assert kube_api.requests[0][1]["labelSelector"] == "app=etl"
+
+
+def test_killed_pod_observer_restarted_misses_nothing_and_repeats_nothing(
+    kube_api: Any, eventblocks_home: Path
+) -> None:
+    """An observer killed (SIGKILL) in the middle of a watch, started again, stores
+    what changed while it was down (from its new list) and nothing twice."""
+    KubernetesCluster(kubeconfig=SecretStr(kube_api.kubeconfig())).save("k8s")
+    kube_api.lists += [
+        pod_list("100", A_PENDING),
+        pod_list("300", A_RUNNING, B_EVICTED),  # the list after the restart
+    ]
+    kube_api.watches.append([watch_event("MODIFIED", A_RUNNING), "hang"])
+    command = _cli("--cluster", "kubernetes-cluster/k8s", "--namespace", NS)
+    first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _stored(eventblocks_home) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        kube_api.release.set()
+    assert _stored(eventblocks_home) == 2
+    done = subprocess.run(
+        [*command, "--once"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    store = SQLEventStore(f"sqlite:///{eventblocks_home / 'eventblocks.db'}")
+    assert sorted(e.event for e in store.events(flow_run=FLOW_RUN)) == [
+        "infra.kubernetes.pod.evicted",
+        "infra.kubernetes.pod.pending",
+        "infra.kubernetes.pod.running",
+    ]
+
+
+def test_cli_observer_stops_on_sigterm_and_flushes(
+    kube_api: Any, eventblocks_home: Path
+) -> None:
+    """SIGTERM stops a watching observer even while its watch is silent: it exits
+    0 with its status line, the events so far stored."""
+    KubernetesCluster(kubeconfig=SecretStr(kube_api.kubeconfig())).save("k8s")
+    kube_api.lists.append(pod_list("100", A_PENDING))
+    kube_api.watches.append(["hang"])
+    running = subprocess.Popen(
+        _cli("--cluster", "kubernetes-cluster/k8s", "--namespace", NS),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while _stored(eventblocks_home) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    while len(kube_api.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the watch is open
+    running.send_signal(signal.SIGTERM)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 0, err
+    assert "observe kubernetes: seen 1, stored 1" in err
