@@ -63,8 +63,8 @@ def related_runs(labels: Mapping[str, str]) -> tuple[RelatedResource, ...]:
 
     Example:
         >>> from emitters import related_runs
-        >>> [r.id for r in related_runs({"prefect.io/flow-run-id": "7c1f"})]
-        ['flow-run.7c1f']
+        >>> related_runs({"prefect.io/flow-run-id": "7c1f"})[0].id
+        'flow-run.7c1f'
     """
     found: list[RelatedResource] = []
     for id_label, name_label, source in FLOW_RUN_ID_LABELS:
