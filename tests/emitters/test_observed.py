@@ -4,7 +4,6 @@ observed_event_id, and a relayed event stored once by the SQL store."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -86,9 +85,10 @@ def test_related_runs_reads_eventblocks_then_prefect_labels() -> None:
     assert related_runs({"app": "etl"}) == ()
 
 
-def test_relayed_twice_is_stored_once_and_found_by_flow_run(tmp_path: Path) -> None:
-    """The same relayed event emitted twice is one row, found by its flow run."""
-    store = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
+def test_relayed_twice_is_stored_once_and_found_by_flow_run(store_url: str) -> None:
+    """The same relayed event emitted twice is one row, found by its flow run, on
+    SQLite, PostgreSQL and MariaDB."""
+    store = SQLEventStore(store_url)
     configure(emitters=[store])
     for _ in range(2):
         emit_event(
