@@ -48,6 +48,12 @@ def _observe(ctx: typer.Context) -> None:
 OnceOption = Annotated[
     bool, typer.Option("--once", help="Handle what is there now, then exit.")
 ]
+StatusOption = Annotated[
+    float,
+    typer.Option(
+        "--status-seconds", min=0.1, help="Seconds between status lines.", hidden=True
+    ),
+]
 
 
 def _status(what: str) -> Callable[[ObserverStats], None]:
@@ -79,6 +85,8 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+STATUS_SECONDS = 60.0
+"""How often a running observer writes its status line."""
 GRACE_SECONDS = 10.0
 """How long a stopped observer may take to finish the batch in hand."""
 
@@ -87,6 +95,7 @@ def _run(
     what: str,
     observer: Any,
     once: bool,
+    status_seconds: float = STATUS_SECONDS,
 ) -> ObserverStats:
     """Run the observer in a worker thread until it returns or a signal stops it.
 
@@ -100,13 +109,18 @@ def _run(
         worker = threading.Thread(
             target=observer.run,
             args=(stop,),
-            kwargs={"once": once, "status": _status(what)},
+            kwargs={"once": once},
             name=f"eventblocks-observe-{what}",
             daemon=True,
         )
         worker.start()
+        show = _status(what)
+        last = time.monotonic()
         while worker.is_alive():
-            if stop.wait(0.2):
+            if time.monotonic() - last >= status_seconds:
+                show(observer.stats)
+                last = time.monotonic()
+            if stop.wait(min(0.2, status_seconds)):
                 # Finish the batch in hand; a silent watch or poll is not one.
                 deadline = time.monotonic() + GRACE_SECONDS
                 while (
@@ -159,6 +173,7 @@ def observe_ecs(
         ),
     ] = None,
     once: OnceOption = False,
+    status_seconds: StatusOption = STATUS_SECONDS,
 ) -> None:
     """Store ECS task state changes (EventBridge to SQS) as run events."""
     from blocks.aws import AwsCredentials, EcsTaskObserver
@@ -172,7 +187,7 @@ def observe_ecs(
     observer = EcsTaskObserver(
         creds, queue_url, dead_letter_queue_url=dead_letter_queue_url
     )
-    stats = _run("ecs", observer, once)
+    stats = _run("ecs", observer, once, status_seconds)
     if once and stats.errors and not stats.stored:
         raise CommandError("the ECS observer could not read the queue (see above).")
 
@@ -196,6 +211,7 @@ def observe_kubernetes(
         typer.Option("--selector", help="A label selector, such as app=etl."),
     ] = None,
     once: OnceOption = False,
+    status_seconds: StatusOption = STATUS_SECONDS,
 ) -> None:
     """Store Kubernetes pod phase changes, evictions and OOM kills as run events."""
     from blocks.kubernetes import KubernetesCluster, PodObserver
@@ -207,6 +223,6 @@ def observe_kubernetes(
         else _saved(cluster, "kubernetes-cluster", KubernetesCluster)
     )
     observer = PodObserver(target, namespace=namespace, selector=selector)
-    stats = _run("kubernetes", observer, once)
+    stats = _run("kubernetes", observer, once, status_seconds)
     if once and stats.errors and not stats.stored:
         raise CommandError("the pod observer could not reach the cluster (see above).")

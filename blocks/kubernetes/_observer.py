@@ -152,9 +152,12 @@ class PodObserver:
             self._deliver(events)
         finally:
             self.busy = False
+        listed = {(pod.get("metadata") or {}).get("uid") for pod in items}
+        for uid in [uid for uid in self._emitted if uid not in listed]:
+            del self._emitted[uid]  # gone while the watch was away
         self.resource_version = str((body.get("metadata") or {}).get("resourceVersion"))
 
-    def _events(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
+    def _events(self, stop: threading.Event, seconds: int) -> Iterator[dict[str, Any]]:
         func, args, kwargs = self._call()
         watcher = watch.Watch()  # type: ignore[no-untyped-call]
         try:
@@ -162,7 +165,7 @@ class PodObserver:
                 func,
                 *args,
                 resource_version=self.resource_version,
-                timeout_seconds=self.watch_seconds,
+                timeout_seconds=seconds,
                 allow_watch_bookmarks=True,
                 **kwargs,
             ):
@@ -176,16 +179,18 @@ class PodObserver:
         finally:
             watcher.stop()  # type: ignore[no-untyped-call]
 
-    def watch(self, stop: threading.Event | None = None) -> None:
+    def watch(
+        self, stop: threading.Event | None = None, *, seconds: int | None = None
+    ) -> None:
         """Watch from the last resource version until the API server ends the
-        request (after ``watch_seconds``) or ``stop`` is set.
+        request (after ``seconds``, default ``watch_seconds``) or ``stop`` is set.
 
         Raises:
             kubernetes.client.ApiException: The API server refused the watch
                 (``410 Gone`` included: call :meth:`list` again).
         """
         stop = stop or threading.Event()
-        for item in self._events(stop):
+        for item in self._events(stop, seconds or self.watch_seconds):
             kind = item.get("type")
             raw = item.get("raw_object") or {}
             version = (raw.get("metadata") or {}).get("resourceVersion")
@@ -207,8 +212,8 @@ class PodObserver:
         status: Callable[[ObserverStats], None] | None = None,
         status_every: float = 60.0,
     ) -> ObserverStats:
-        """List, then watch until ``stop`` is set (or, with ``once``, until the
-        first watch request ends quietly).
+        """List, then watch until ``stop`` is set (or, with ``once``, until a
+        one-second watch request ends quietly).
 
         A dropped connection resumes from the last resource version, ``410
         Gone`` lists again, and errors back off (1 s doubling to a minute).
@@ -223,7 +228,7 @@ class PodObserver:
             try:
                 if self.resource_version is None:
                     self.list()
-                self.watch(stop)
+                self.watch(stop, seconds=1 if once else None)
             except _Gone:
                 log.info("pod watch: resource version gone; listing again")
                 self.resource_version = None
