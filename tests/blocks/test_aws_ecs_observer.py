@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from blocks.aws import AwsClientParameters, AwsCredentials, EcsTaskObserver
-from emitters import configure, observed_event_id
+from emitters import Emitter, Event, configure, observed_event_id
 from emitters.sql import SQLEventStore
 
 FLOW_RUN = "0192f0c1-7d2e-7a3b-9c4d-5e6f7a8b9c0d"
@@ -361,4 +361,39 @@ def test_killed_observer_restarted_stores_each_change_once(
     events = store.events(flow_run=FLOW_RUN, limit=None)
     assert len(events) == total
     assert len({e.id for e in events}) == total
+    assert _queued(creds, url) == 0
+
+
+class _Down(Emitter):
+    """A sink whose collector is down: every batch raises."""
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        """Refuse the batch."""
+        raise ConnectionError("the store is down")
+
+
+def test_undelivered_events_leave_their_messages_in_the_queue(
+    creds: AwsCredentials, tmp_path: Path
+) -> None:
+    """While the sink fails, the observer deletes nothing (the error is counted);
+    once the store is back, the message comes again and is stored once."""
+    url = EcsTaskObserver.create_queue(creds)
+    sqs = creds.get_client("sqs")
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    task = run_tagged_task(creds, {"eventblocks.io/flow-run-id": FLOW_RUN})
+    put_state_change(creds, task, "STOPPED", stoppedReason="Spot interruption")
+    configure(emitters=[_Down()])
+    down = EcsTaskObserver(creds, url, wait_seconds=1, flush_timeout=5)
+    with pytest.raises(RuntimeError, match="did not confirm"):
+        down.poll()
+    assert (down.stats.seen, down.stats.stored, down.stats.errors) == (1, 0, 1)
+    assert _queued(creds, url) == 1
+
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    configure(emitters=[store])
+    time.sleep(1.2)  # the visibility timeout
+    stats = EcsTaskObserver(creds, url, wait_seconds=1).run(once=True)
+    assert stats.stored == 1
+    [event] = store.events(flow_run=FLOW_RUN)
+    assert event.payload["stoppedReason"] == "Spot interruption"
     assert _queued(creds, url) == 0
