@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -210,6 +211,14 @@ def observe_kubernetes(
         str | None,
         typer.Option("--selector", help="A label selector, such as app=etl."),
     ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="A file keeping the last resource version, to resume the watch "
+            "from after a restart.",
+        ),
+    ] = None,
     once: OnceOption = False,
     status_seconds: StatusOption = STATUS_SECONDS,
 ) -> None:
@@ -222,7 +231,9 @@ def observe_kubernetes(
         if cluster is None
         else _saved(cluster, "kubernetes-cluster", KubernetesCluster)
     )
-    observer = PodObserver(target, namespace=namespace, selector=selector)
+    observer = PodObserver(
+        target, namespace=namespace, selector=selector, state_path=state
+    )
     stats = _run("kubernetes", observer, once, status_seconds)
     if once and stats.errors and not stats.stored:
         raise CommandError("the pod observer could not reach the cluster (see above).")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
@@ -59,6 +61,10 @@ class PodObserver:
         selector: A label selector, such as ``"app=etl"``.
         watch_seconds: How long one watch request lasts before it is renewed.
         flush_timeout: Seconds to wait for the sinks to confirm delivery.
+        state_path: A file keeping the last delivered resource version: a
+            restarted observer resumes its watch from there (replaying what
+            happened while it was down, as long as the API server's watch
+            window still holds it) instead of listing; None lists on start.
 
     Raises:
         ValueError: ``watch_seconds`` is not a positive integer.
@@ -72,6 +78,7 @@ class PodObserver:
         selector: str | None = None,
         watch_seconds: int = 300,
         flush_timeout: float = 30.0,
+        state_path: str | Path | None = None,
     ) -> None:
         if isinstance(watch_seconds, bool) or not (
             isinstance(watch_seconds, int) and watch_seconds > 0
@@ -84,12 +91,27 @@ class PodObserver:
         self.selector = selector or None
         self.watch_seconds = watch_seconds
         self.flush_timeout = flush_timeout
-        self.resource_version: str | None = None
+        self.state_path = None if state_path is None else Path(state_path)
+        self.resource_version: str | None = self._saved_version()
         self.stats = ObserverStats()
         self.busy = False
         """True while a list or a watch event is being handled."""
         self._emitted: dict[str, tuple[str, ...]] = {}
         self._api: Any = None
+
+    def _saved_version(self) -> str | None:
+        if self.state_path is None or not self.state_path.exists():
+            return None
+        saved = self.state_path.read_text(encoding="utf-8").strip()
+        return saved or None
+
+    def _advance(self, version: str | None) -> None:
+        """Note the resource version the events so far were delivered up to."""
+        self.resource_version = version
+        if self.state_path is not None and version is not None:
+            partial = self.state_path.with_name(self.state_path.name + ".partial")
+            partial.write_text(version, encoding="utf-8")
+            os.replace(partial, self.state_path)
 
     def _core(self) -> Any:
         if self._api is None:
@@ -155,7 +177,7 @@ class PodObserver:
         listed = {(pod.get("metadata") or {}).get("uid") for pod in items}
         for uid in [uid for uid in self._emitted if uid not in listed]:
             del self._emitted[uid]  # gone while the watch was away
-        self.resource_version = str((body.get("metadata") or {}).get("resourceVersion"))
+        self._advance(str((body.get("metadata") or {}).get("resourceVersion")))
 
     def _events(self, stop: threading.Event, seconds: int) -> Iterator[dict[str, Any]]:
         func, args, kwargs = self._call()
@@ -202,7 +224,7 @@ class PodObserver:
                 finally:
                     self.busy = False
             if version:
-                self.resource_version = str(version)
+                self._advance(str(version))
 
     def run(
         self,

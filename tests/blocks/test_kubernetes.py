@@ -410,3 +410,71 @@ def test_cli_observer_stops_on_sigterm_and_flushes(
     _, err = running.communicate(timeout=60)
     assert running.returncode == 0, err
     assert err.count("observe kubernetes: seen 1, stored 1") >= 3, err
+
+
+def test_restarted_observer_with_state_replays_the_watch_window(
+    kube_api: Any, eventblocks_home: Path, tmp_path: Path
+) -> None:
+    """With --state, an observer killed mid-watch resumes its watch from the last
+    delivered resource version: a pod that came and went while it was down (no
+    longer in any list) is stored, and nothing twice."""
+    KubernetesCluster(kubeconfig=SecretStr(kube_api.kubeconfig())).save("k8s")
+    d_running = pod(
+        "etl-d",
+        "uid-d",
+        "110",
+        "Running",
+        labels=RUN_LABELS,
+        container={"running": {"startedAt": "2026-03-01T12:02:00Z"}},
+    )
+    d_done = pod(
+        "etl-d",
+        "uid-d",
+        "111",
+        "Succeeded",
+        labels=RUN_LABELS,
+        container={
+            "terminated": {
+                "exitCode": 0,
+                "reason": "Completed",
+                "startedAt": "2026-03-01T12:02:00Z",
+                "finishedAt": "2026-03-01T12:02:09Z",
+            }
+        },
+    )
+    kube_api.lists.append(pod_list("100", A_PENDING))
+    kube_api.watches += [
+        [watch_event("MODIFIED", A_RUNNING), "hang"],
+        [watch_event("ADDED", d_running), watch_event("DELETED", d_done)],
+    ]
+    state = tmp_path / "pods.state"
+    command = _cli(
+        "--cluster", "kubernetes-cluster/k8s", "--namespace", NS, "--state", str(state)
+    )
+    first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _stored(eventblocks_home) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        kube_api.release.set()
+    assert state.read_text() == "101"
+    before = len(kube_api.requests)
+    done = subprocess.run(
+        [*command, "--once"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    _, query = kube_api.requests[before]
+    assert (query.get("watch"), query.get("resourceVersion")) == ("true", "101")
+    store = SQLEventStore(f"sqlite:///{eventblocks_home / 'eventblocks.db'}")
+    assert sorted(
+        (e.resource.name, e.event) for e in store.events(flow_run=FLOW_RUN)
+    ) == [
+        ("flows/etl-a", "infra.kubernetes.pod.pending"),
+        ("flows/etl-a", "infra.kubernetes.pod.running"),
+        ("flows/etl-d", "infra.kubernetes.pod.running"),
+        ("flows/etl-d", "infra.kubernetes.pod.succeeded"),
+    ]
+    assert state.read_text() == "111"
