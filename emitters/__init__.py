@@ -11,6 +11,7 @@ from emitters._context import bind_context, current_run, flow_run, task_run
 from emitters._emit import emit_event
 from emitters._emitter import Emitter, MemoryEmitter, PartialDelivery
 from emitters._model import Event, RelatedResource, Resource
+from emitters._observed import observed_event_id, related_runs
 from emitters._pipeline.pipeline import configure, flush, shutdown, stats
 from emitters._processors import DropEvent, event_filter, sampler
 from emitters._providers.base import RunContextProvider
@@ -37,8 +38,10 @@ __all__ = [
     "event_filter",
     "flow_run",
     "flush",
+    "observed_event_id",
     "register_run_context_provider",
     "register_secret",
+    "related_runs",
     "sampler",
     "shutdown",
     "stats",

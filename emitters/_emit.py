@@ -57,6 +57,27 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}"
 
 
+def _given_id(value: UUID | str | None) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"id must be a UUID or its text, not {type(value).__name__}")
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValueError(f"id must be an event id (UUID), not {value!r}") from None
+
+
+def _given_time(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"occurred must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("occurred must be timezone-aware (give it a tzinfo)")
+    return value.astimezone(UTC)
+
+
 def emit_event(
     event: str,
     resource: Resource | Mapping[str, Any],
@@ -64,6 +85,9 @@ def emit_event(
     related: Iterable[RelatedResource | Mapping[str, Any]] = (),
     payload: Mapping[str, Any] | None = None,
     follows: UUID | str | None = None,
+    id: UUID | str | None = None,
+    occurred: datetime | None = None,
+    context: bool = True,
 ) -> Event:
     """Emit an event from any code and return it.
 
@@ -72,6 +96,13 @@ def emit_event(
     call never blocks on a sink. Registered secrets are masked before any sink
     sees it.
 
+    Producers that relay what another system saw (the infrastructure observers)
+    give the event its own ``id`` and ``occurred`` time: sinks use the id as the
+    idempotency key, so an event relayed twice (a redelivered message, two
+    observers of one cluster) is stored once. Such producers pass
+    ``context=False``: the observer's own run and trace say nothing about the
+    event, whose runs are in ``related``.
+
     Args:
         event: The dotted event name, such as ``"warehouse.refreshed"``.
         resource: What the event is about: a ``Resource`` or a mapping with ``id``
@@ -79,6 +110,12 @@ def emit_event(
         related: Other resources involved, each with a ``role``.
         payload: JSON-serialisable detail.
         follows: The id of the event this one follows.
+        id: The event's id (a UUID, or its text); None makes a new UUIDv7.
+            Give one only when it is deterministic for what happened, such as
+            :func:`observed_event_id` makes.
+        occurred: When it happened, timezone-aware; None is now.
+        context: Relate the current flow run, task run and trace (the
+            default); False relates only ``related``.
 
     Raises:
         TypeError: ``resource`` or a related item has the wrong type.
@@ -110,23 +147,28 @@ def emit_event(
             raise ValueError(
                 f"follows must be an event id (UUID), not {follows!r}"
             ) from None
-    run = current_run_context()
-    context: tuple[RelatedResource, ...] = run.related
-    trace = trace_related(snapshot_otel_context())
-    if trace is not None:
-        context += (trace,)
-    given_roles = {r.role for r in extra}
-    context = tuple(r for r in context if r.role not in given_roles)
+    event_id = _given_id(id)
+    when = _given_time(occurred)
+    ambient: tuple[RelatedResource, ...] = ()
+    if context:
+        ambient = current_run_context().related
+        trace = trace_related(snapshot_otel_context())
+        if trace is not None:
+            ambient += (trace,)
+        given_roles = {r.role for r in extra}
+        ambient = tuple(r for r in ambient if r.role not in given_roles)
     now = time.time_ns()
     try:
         built = Event.model_validate(
             context={MENDED_PAYLOAD: True},
             obj={
-                "id": uuid7_from_ns(now),
-                "occurred": datetime.fromtimestamp(now // 1000 / 1e6, tz=UTC),
+                "id": event_id if event_id is not None else uuid7_from_ns(now),
+                "occurred": when
+                if when is not None
+                else datetime.fromtimestamp(now // 1000 / 1e6, tz=UTC),
                 "event": event,
                 "resource": res,
-                "related": extra + context,
+                "related": extra + ambient,
                 "payload": body,
                 "follows": follows,
             },

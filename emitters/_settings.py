@@ -49,6 +49,7 @@ __all__ = [
     "http_url",
     "max_buffer_bytes",
     "nats_settings",
+    "prefect_api_setting",
     "prefect_deployment_name",
 ]
 
@@ -224,7 +225,8 @@ _FALSE = ("", "0", "false", "no", "off")
 
 
 def nats_settings() -> NatsSettings:
-    """Return the ``EVENTBLOCKS_NATS_*`` settings, with their defaults.
+    """Return the NATS sink's settings (``EVENTBLOCKS_NATS_URL`` and the others
+    listed in this module's docstring), with their defaults.
 
     Raises:
         ValueError: ``EVENTBLOCKS_NATS_CREATE_STREAM`` is not a yes/no value.
@@ -246,3 +248,11 @@ def nats_settings() -> NatsSettings:
         create_stream=create in _TRUE,
         spool_dir=Path(spool).expanduser() if spool else home() / "nats-spool",
     )
+
+
+def prefect_api_setting(name: str) -> str | None:
+    """One of Prefect's own client settings (``PREFECT_API_URL``,
+    ``PREFECT_API_KEY``, ``PREFECT_API_AUTH_STRING``) for the Prefect sink, or None."""
+    if name not in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        raise ValueError(f"{name!r} is not a Prefect API setting")
+    return _read(name) or None

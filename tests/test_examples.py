@@ -156,3 +156,16 @@ def test_workers_through_nats_store_every_event_once(nats_url: str) -> None:
             "succeeded",
             "failed",
         ]
+
+
+def test_ecs_observer_example_puts_the_stop_on_the_run() -> None:
+    """The ECS observer example stores the task's stop, with its reason, after the
+    run's block calls."""
+    script = EXAMPLES / "ecs_observer.py"
+    result = run_script(script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stored 1, related to runs 1" in result.stdout
+    lines = result.stdout.splitlines()
+    stop = next(i for i, line in enumerate(lines) if "infra.ecs.task.stopped" in line)
+    assert any("block.aws-credentials.get_client" in line for line in lines[:stop])
+    assert module_constant(script, "STOPPED_REASON") in lines[stop + 1]

@@ -30,6 +30,7 @@ from blocks._cli.create import create
 from blocks._cli.documents import delete_document, inspect_document, list_documents
 from blocks._cli.errors import CommandError
 from blocks._cli.events import events_app
+from blocks._cli.observe import observe_app
 from blocks._cli.output import help_without_command
 from blocks._cli.runs import runs_app
 from blocks._cli.types import register, type_app
@@ -93,6 +94,7 @@ app.command("create")(create)
 app.command("delete")(delete_document)
 app.add_typer(events_app)
 app.add_typer(runs_app)
+app.add_typer(observe_app)
 
 
 def _one_line(message: str) -> str:

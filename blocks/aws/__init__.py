@@ -7,7 +7,8 @@ server's user and password. ``get_client("s3")`` (or ``get_client(ClientType.S3)
 ``get_s3_client()``) returns one client per service, reused across threads.
 :class:`S3Bucket` reads, writes, lists, transfers, copies and deletes objects, each
 method with an async twin; its events record the bucket, the key, the bytes moved
-and, on failure, S3's error code.
+and, on failure, S3's error code. :class:`EcsTaskObserver` turns ECS task state
+changes, routed by EventBridge to SQS, into events related to flow runs.
 
 Needs the ``aws`` extra: ``pip install 'eventblocks[aws]'``.
 
@@ -31,12 +32,14 @@ from blocks.aws._credentials import (
     AwsCredentials,
     MinIOCredentials,
 )
+from blocks.aws._ecs_observer import EcsTaskObserver
 from blocks.aws._s3 import S3Bucket
 
 __all__ = [
     "AwsClientParameters",
     "AwsCredentials",
     "ClientType",
+    "EcsTaskObserver",
     "MinIOCredentials",
     "S3Bucket",
 ]
@@ -47,6 +50,7 @@ for _exported in (
     AwsClientParameters,
     AwsCredentials,
     ClientType,
+    EcsTaskObserver,
     MinIOCredentials,
     S3Bucket,
 ):

@@ -455,4 +455,4 @@ def from_environment() -> NatsEmitter:
             spool_dir=settings.spool_dir,
         )
     except ValueError as exc:
-        raise ValueError(f"EVENTBLOCKS_NATS_*: {exc}") from None
+        raise ValueError(f"the NATS sink's settings: {exc}") from None

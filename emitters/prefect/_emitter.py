@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from emitters._emitter import PartialDelivery
 from emitters._model import Event
 from emitters._pipeline.delivery import throttle
-from emitters._settings import home
+from emitters._settings import home, prefect_api_setting
 from emitters._spool import Batch
 from emitters.http import HttpEmitter
 from emitters.prefect._schema import Limits, prefect_document
@@ -89,16 +89,16 @@ class PrefectEmitter(HttpEmitter):
         name: str | None = None,
     ) -> None:
         if api_url is None:
-            api_url = os.environ.get("PREFECT_API_URL", "").strip()
+            api_url = prefect_api_setting("PREFECT_API_URL") or ""
             if not api_url:
                 raise ValueError(
                     "api_url is not given and PREFECT_API_URL is not set; pass the "
                     "Prefect API's URL, such as http://127.0.0.1:4200/api"
                 )
         if api_key is None:
-            api_key = os.environ.get("PREFECT_API_KEY", "").strip() or None
+            api_key = prefect_api_setting("PREFECT_API_KEY")
         if auth_string is None:
-            auth_string = os.environ.get("PREFECT_API_AUTH_STRING", "").strip() or None
+            auth_string = prefect_api_setting("PREFECT_API_AUTH_STRING")
         headers = {}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"

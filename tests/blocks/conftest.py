@@ -150,3 +150,96 @@ def moto_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMoto]:
     finally:
         server.shutdown()
         thread.join()
+
+
+@dataclass
+class FakeKubeApi:
+    """A stand-in for a Kubernetes API server's pod list and watch endpoints.
+
+    ``lists`` holds the PodList bodies the next list requests get; ``watches``
+    the next watch requests' streams: each a list of watch events (dicts, sent
+    as chunked JSON lines), where the string ``"drop"`` closes the connection
+    mid-stream and ``"hang"`` keeps it open, silent, until ``release`` is set.
+    A watch with nothing scripted ends at once, as a watch whose
+    ``timeoutSeconds`` passed. ``requests`` records each request's path and
+    query.
+    """
+
+    url: str
+    lists: list[dict[str, object]]
+    watches: list[list[object]]
+    requests: list[tuple[str, dict[str, str]]]
+    release: threading.Event
+
+    def kubeconfig(self, token: str = "fake-token") -> str:
+        """Return a kubeconfig naming this server, with a bearer token."""
+        return (
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+            f"clusters:\n- name: test\n  cluster:\n    server: {self.url}\n"
+            "contexts:\n- name: test\n  context:\n    cluster: test\n    user: u\n"
+            f"users:\n- name: u\n  user:\n    token: {token}\n"
+        )
+
+
+@pytest.fixture
+def kube_api() -> Iterator[FakeKubeApi]:
+    """Serve FakeKubeApi on 127.0.0.1 (http.server in a thread)."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qsl, urlsplit
+
+    api = FakeKubeApi("", [], [], [], threading.Event())
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = dict(parse_qsl(parts.query))
+            api.requests.append((parts.path, query))
+            if query.get("watch") == "true":
+                self._stream(api.watches.pop(0) if api.watches else [])
+                return
+            body = json.dumps(
+                api.lists.pop(0)
+                if api.lists
+                else {"kind": "PodList", "metadata": {"resourceVersion": "1"}}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _stream(self, items: list[object]) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for item in items:
+                if item == "hang":
+                    api.release.wait(30)
+                    item = "drop"
+                if item == "drop":
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                line = json.dumps(item).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    api.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield api
+    finally:
+        api.release.set()
+        server.shutdown()
+        server.server_close()

@@ -153,6 +153,7 @@ def test_public_names_and_slugs() -> None:
         "AwsClientParameters",
         "AwsCredentials",
         "ClientType",
+        "EcsTaskObserver",
         "MinIOCredentials",
         "S3Bucket",
     ]

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretBytes, SecretStr
 
 from blocks import Block, SecretDict
-from emitters import register_secret
+from emitters import _redact, register_secret
 from emitters._redact import MASK, redact_event, redact_text
 from emitters._registry import (
     MIN_SECRET_LENGTH,
@@ -122,9 +122,11 @@ def test_short_secrets_warn_by_field_and_damage_nothing(
 
 
 def test_register_secret_refuses_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The public register_secret refuses a short value and names its position."""
+    # Each refusal is warned about once a process: forget earlier tests' ones.
+    monkeypatch.setattr(_redact, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="emitters"):
         register_secret("ab")
     assert "argument 1" in caplog.text

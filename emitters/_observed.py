@@ -1,0 +1,95 @@
+"""What observers of other systems share: deterministic event ids, and the runs a
+piece of infrastructure names in its own tags or labels."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from uuid import UUID
+
+from emitters._model import MAX_NAME, RelatedResource
+from emitters._run import MAX_RUN_ID, Run, run_text_problem
+
+__all__ = [
+    "FLOW_RUN_ID_LABELS",
+    "OBSERVED_NAMESPACE",
+    "observed_event_id",
+    "related_runs",
+]
+
+OBSERVED_NAMESPACE = UUID("5f0b6c2e-3c1d-5e7a-9b8e-0e7e6b10c5a1")
+"""The UUID namespace of the ids :func:`observed_event_id` makes."""
+
+# (label with the run id, label with its name, the ``source`` label), first wins.
+FLOW_RUN_ID_LABELS = (
+    ("eventblocks.io/flow-run-id", "eventblocks.io/flow-run-name", "eventblocks"),
+    ("prefect.io/flow-run-id", "prefect.io/flow-run-name", "prefect"),
+)
+"""Where infrastructure names its flow run: eventblocks' labels, then Prefect's."""
+_TASK_RUN_ID = "eventblocks.io/task-run-id"
+
+
+def observed_event_id(source: str, *parts: object) -> UUID:
+    """Return the id of an event relayed from another system, the same every time.
+
+    The id is a UUIDv5 of ``source`` (the system, such as ``"aws.ecs"``) and the
+    parts that identify the change (the source event's own id, or a pod's uid,
+    phase, restart count and reason): every observer that sees the change, and a
+    restarted one, gives it the same id, so a store keeps it once.
+
+    Example:
+        >>> from emitters import observed_event_id
+        >>> observed_event_id("aws.ecs", "a1b2") == observed_event_id("aws.ecs", "a1b2")
+        True
+
+    Raises:
+        ValueError: ``source`` is empty.
+    """
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"source must be a non-empty string, not {source!r}")
+    key = "\x1f".join([source, *("" if p is None else str(p) for p in parts)])
+    return uuid.uuid5(OBSERVED_NAMESPACE, key)
+
+
+def related_runs(labels: Mapping[str, str]) -> tuple[RelatedResource, ...]:
+    """Return the flow run and task run that tags or labels name, as related
+    resources exactly like a block call's (``flow-run.<id>``, role ``flow-run``).
+
+    The flow run comes from ``eventblocks.io/flow-run-id`` (and
+    ``eventblocks.io/flow-run-name``), else Prefect's ``prefect.io/flow-run-id``
+    (and ``prefect.io/flow-run-name``); its ``source`` label says which. The task
+    run comes from ``eventblocks.io/task-run-id``. A value that cannot be a run id
+    (too long, a NUL character) is ignored.
+
+    Example:
+        >>> from emitters import related_runs
+        >>> related_runs({"prefect.io/flow-run-id": "7c1f"})[0].id
+        'flow-run.7c1f'
+    """
+    found: list[RelatedResource] = []
+    for id_label, name_label, source in FLOW_RUN_ID_LABELS:
+        run_id = labels.get(id_label)
+        if (
+            isinstance(run_id, str)
+            and run_id
+            and not run_text_problem(run_id, MAX_RUN_ID)
+        ):
+            name = labels.get(name_label)
+            if (
+                not isinstance(name, str)
+                or not name
+                or run_text_problem(name, MAX_NAME)
+            ):
+                name = run_id
+            found.append(Run(run_id, name, source=source).related)
+            break
+    task_id = labels.get(_TASK_RUN_ID)
+    if (
+        isinstance(task_id, str)
+        and task_id
+        and not run_text_problem(task_id, MAX_RUN_ID)
+    ):
+        found.append(
+            Run(task_id, task_id, kind="task-run", source="eventblocks").related
+        )
+    return tuple(found)
