@@ -276,7 +276,7 @@ def test_from_environment_reads_the_nats_variables(
         from_environment()
     monkeypatch.setenv("EVENTBLOCKS_NATS_CREATE_STREAM", "true")
     monkeypatch.setenv("EVENTBLOCKS_NATS_STREAM", "bad.name")
-    with pytest.raises(ValueError, match="the NATS sink.s settings: stream"):
+    with pytest.raises(ValueError, match=r"the NATS sink.s settings: stream"):
         from_environment()
 
 
