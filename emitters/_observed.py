@@ -3,6 +3,7 @@ piece of infrastructure names in its own tags or labels."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from uuid import UUID
@@ -12,7 +13,9 @@ from emitters._run import MAX_RUN_ID, Run, run_text_problem
 
 __all__ = [
     "FLOW_RUN_ID_LABELS",
+    "INFRA_PREFIX",
     "OBSERVED_NAMESPACE",
+    "infra_failure",
     "observed_event_id",
     "related_runs",
 ]
@@ -93,3 +96,36 @@ def related_runs(labels: Mapping[str, str]) -> tuple[RelatedResource, ...]:
             Run(task_id, task_id, kind="task-run", source="eventblocks").related
         )
     return tuple(found)
+
+
+# Events of the infrastructure a run ran on (blocks' observers: ECS tasks, pods).
+INFRA_PREFIX = "infra."
+_INFRA_FAILED_STATES = frozenset({"failed", "evicted", "oom-killed"})
+
+
+def infra_failure(name: str, payload_json: str | None) -> str | None:
+    """What went wrong, if an infrastructure event is a failure of its run.
+
+    A pod that failed, was evicted or was killed for memory is one; so is an ECS
+    task that stopped because it failed to start, or with a container that
+    exited with a code other than 0. The answer names the state or the exit.
+    """
+    state = name.rpartition(".")[2]
+    if state in _INFRA_FAILED_STATES:
+        return state
+    if name != "infra.ecs.task.stopped":
+        return None
+    try:
+        payload = json.loads(payload_json or "{}")
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("stopCode") == "TaskFailedToStart":
+        return "TaskFailedToStart"
+    for container in payload.get("containers") or []:
+        if isinstance(container, dict):
+            code = container.get("exitCode")
+            if isinstance(code, int) and code != 0:
+                return f"exit code {code}"
+    return None

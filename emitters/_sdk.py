@@ -21,6 +21,7 @@ from emitters._engine import (
 from emitters._ids import run_short_id
 from emitters._introspect import iter_leaves, package_version, qualified_name
 from emitters._logs import protect_logger
+from emitters._observed import INFRA_PREFIX, infra_failure
 from emitters._pipeline.build import SourceInfo
 from emitters._pipeline.calls import PayloadHook, call_wrapper, error_info
 from emitters._pipeline.pipeline import (
@@ -41,6 +42,7 @@ from emitters._urls import check_http_url, origin, redact_url
 __all__ = [
     "ENCRYPTION_KEY_VARIABLE",
     "EVENTS_OFF_AT_IMPORT",
+    "INFRA_PREFIX",
     "MASK",
     "DatabaseURLError",
     "PayloadHook",
@@ -54,6 +56,7 @@ __all__ = [
     "ensure_configured",
     "error_info",
     "home",
+    "infra_failure",
     "is_secret_name",
     "iter_leaves",
     "mask_url",

@@ -11,8 +11,9 @@ run summaries that the store keeps as events are written.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -29,7 +30,8 @@ from blocks._cli.output import (
     print_json,
     when,
 )
-from emitters._sdk import run_short_id
+from emitters import Event
+from emitters._sdk import INFRA_PREFIX, infra_failure, run_short_id
 from emitters.sql import CallRecord, RunSummary, SQLEventStore
 
 __all__ = ["run_json", "runs_app", "took"]
@@ -194,17 +196,28 @@ def show_run(
 ) -> None:
     """Show a flow run: its header, then its calls in the order they started."""
 
-    def read(store: SQLEventStore) -> tuple[RunSummary, list[CallRecord]]:
+    def read(
+        store: SQLEventStore,
+    ) -> tuple[RunSummary, list[CallRecord], list[Event]]:
         found = store.find_run(run)
-        return found, store.timeline(found.id)
+        infra = store.events(
+            flow_run=found.id, name=f"{INFRA_PREFIX}*", limit=_INFRA_SHOWN
+        )
+        return found, store.timeline(found.id), infra
 
-    found, records = query_store(read)
+    found, records, infra = query_store(read)
     first = next((r.event_id for r in records if r.outcome == "failed"), None)
+    # The first failure is the infrastructure's when it came first (an evicted
+    # pod before any failed call).
+    infra_first = _first_infra_failure(infra, records, first)
+    if infra_first is not None:
+        first = None
     if as_json:
         print_json(
             {
                 "run": run_json(found),
                 "calls": [record_json(r, r.event_id == first) for r in records],
+                "infrastructure": [_infra_json(e, e.id == infra_first) for e in infra],
             }
         )
         return
@@ -225,18 +238,41 @@ def show_run(
         header.append(("events lost", str(found.events_lost)))
     out.print(Text(f"Run {found.name or found.short_id}", style="bold"))
     out.print(key_values(header))
-    if not records:
+    if not records and not infra:
         out.print("No calls stored for this run.")
         return
     grid = _grid(
-        ("#", "right", 4),
+        ("#", "right", 5),
         ("at", "right", 9),
         ("call", "left", None),
         ("took", "right", 8),
         ("outcome", "left", None),
     )
     start = found.started
+    pending = sorted(infra, key=lambda e: e.occurred)
+
+    def infra_rows(until: datetime | None) -> None:
+        # Infrastructure events, in their own lane, where they fall in time.
+        while pending and (until is None or pending[0].occurred <= until):
+            event = pending.pop(0)
+            state = event.event.rpartition(".")[2]
+            what = infra_failure(event.event, _payload_text(event))
+            outcome = Text(state, style="red" if what else "blue")
+            if what and what != state:
+                outcome.append(f" {what}", style="red")
+            if event.id == infra_first:
+                outcome.append("  <- first failure", style="bold red")
+            offset = (event.occurred - start).total_seconds()
+            grid.add_row(
+                Text("infra", style="blue"),
+                Text(f"+{offset:.3f}s"),
+                Text(f"[{event.resource.name or event.resource.id}]", style="blue"),
+                Text(""),
+                outcome,
+            )
+
     for index, (opens, r) in enumerate(_groups(records), 1):
+        infra_rows(r.started)
         if opens is not None:
             name = opens.task_run_name or "task run"
             grid.add_row(
@@ -260,7 +296,43 @@ def show_run(
             Text(took(None if r.duration_ms is None else r.duration_ms / 1000)),
             outcome,
         )
+    infra_rows(None)
     out.print(grid)
+
+
+# At most this many infrastructure events of one run are shown.
+_INFRA_SHOWN = 1000
+
+
+def _payload_text(event: Event) -> str:
+    return json.dumps(event.payload)
+
+
+def _first_infra_failure(
+    infra: list[Event], records: list[CallRecord], first_call: str | None
+) -> Any:
+    """The id of the first infrastructure failure if it came before every failed
+    call, else None."""
+    failed_at = next((r.started for r in records if r.event_id == first_call), None)
+    for event in sorted(infra, key=lambda e: e.occurred):
+        if infra_failure(event.event, _payload_text(event)) is None:
+            continue
+        if failed_at is None or event.occurred < failed_at:
+            return event.id
+        return None
+    return None
+
+
+def _infra_json(event: Event, first: bool) -> dict[str, Any]:
+    return {
+        "event_id": str(event.id),
+        "event": event.event,
+        "resource": event.resource.id,
+        "resource_name": event.resource.name,
+        "occurred": event.occurred.isoformat(),
+        "failure": infra_failure(event.event, _payload_text(event)),
+        "first_failure": first,
+    }
 
 
 runs_app.command("ls")(list_runs)

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 from emitters._ids import run_short_id as short_id
+from emitters._observed import INFRA_PREFIX, infra_failure
 from emitters.sql._tables import (
     EVENT_COLUMNS,
     RunMeta,
@@ -214,9 +215,15 @@ def _add(
     when the events are counted for their own resource)."""
     times = list(map(_TIME, chunk))
     first, last = min(times), max(times)
-    started = failed = lost = 0
+    started = failed = lost = infra = 0
+    infra_failures: list[tuple[Sequence[Any], str]] = []
     for name, count in Counter(map(_NAME, chunk)).items():
-        if name.endswith(".started"):
+        if name.startswith(INFRA_PREFIX):
+            infra += count
+            for row in chunk:
+                if row[2] == name and (what := infra_failure(name, row[11])):
+                    infra_failures.append((row, what))
+        elif name.endswith(".started"):
             started += count
         elif name.endswith(".failed"):
             failed += count
@@ -224,19 +231,26 @@ def _add(
             lost += sum(_lost_count(row[11]) for row in chunk if row[2] == _LOST)
     earliest = latest = None
     if failed:
-        failures = [row for row in chunk if row[2].endswith(".failed")]
+        failures = [
+            row
+            for row in chunk
+            if row[2].endswith(".failed") and not row[2].startswith(INFRA_PREFIX)
+        ]
         earliest = min(failures, key=_TIME)
         latest = max(failures, key=_TIME)
     if own and run_id is not None:
         entry = out.runs.get(run_id)
         if entry is None:
-            out.runs[run_id] = entry = [chunk[0][7], first, last, 0, 0, None, None, 0]
+            out.runs[run_id] = entry = [
+                chunk[0][7], first, last, 0, 0, None, None, 0, 0
+            ]  # fmt: skip
         else:
             entry[1] = min(entry[1], first)
             entry[2] = max(entry[2], last)
         entry[3] += started
-        entry[4] += failed
+        entry[4] += failed + len(infra_failures)
         entry[7] += lost
+        entry[8] += infra
         if earliest is not None and (entry[5] is None or earliest[1] < entry[5]):
             method = earliest[2].rpartition(".")[0].rpartition(".")[2]
             entry[5] = earliest[1]
@@ -245,6 +259,16 @@ def _add(
                 method[:255],
                 _error_type(earliest[11]),
             )
+        for row, what in infra_failures:
+            # An evicted pod or a crashed task is the run's first failure when it
+            # came before any failed call.
+            if entry[5] is None or row[1] < entry[5]:
+                entry[5] = row[1]
+                entry[6] = (
+                    (row[4] or row[3])[:512],
+                    row[2].rpartition(".")[2][:255],
+                    what[:255],
+                )
     if block_type is None:
         return
     key = (block_type, block_name or "", run_id if run_id is not None else _NO_RUN)
@@ -359,6 +383,10 @@ class SummaryWriter:
                 (old.calls, old.calls + new.calls),
                 (old.failures, old.failures + new.failures),
                 (old.events_lost, old.events_lost + new.events_lost),
+                (
+                    old.infrastructure_events,
+                    old.infrastructure_events + new.infrastructure_events,
+                ),
                 *(
                     (
                         getattr(old, column),
@@ -409,9 +437,17 @@ class SummaryWriter:
         """Merge ``counts`` into the summaries."""
         if counts.runs:
             rows = []
-            for run_id, (name, first, last, calls, fails, f_us, f, lost) in sorted(
-                counts.runs.items()
-            ):
+            for run_id, (
+                name,
+                first,
+                last,
+                calls,
+                fails,
+                f_us,
+                f,
+                lost,
+                infra,
+            ) in sorted(counts.runs.items()):
                 meta = counts.metas.get(run_id) or run_meta(name, {})
                 rows.append(
                     {
@@ -429,7 +465,7 @@ class SummaryWriter:
                         "failure_error_type": f[2] if f else None,
                         "failure_us": f_us,
                         "events_lost": lost,
-                        "infrastructure_events": 0,
+                        "infrastructure_events": infra,
                     }
                 )
             self._runs(conn, rows)

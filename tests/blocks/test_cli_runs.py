@@ -54,9 +54,20 @@ FLOW = textwrap.dedent(
             ledger.read("c")
         ids["task"] = task.id
     ids["bad"] = run.id
-    labels = {{"source": "prefect", "deployment": "orders/prod"}}
-    with flow_run("orders-flow", id="{PREFECT_ID}", labels=labels):
-        ledger.read("x")
+    # A run that an orchestrator's provider reports (Prefect's, as seen here).
+    from emitters import Run, RunContext, register_run_context_provider
+
+    class FromPrefect:
+        def current_run_context(self):
+            run = Run(
+                "{PREFECT_ID}", "orders-flow", {{"deployment": "orders/prod"}},
+                source="prefect",
+            )
+            return RunContext(run)
+
+    remove = register_run_context_provider(FromPrefect())
+    ledger.read("x")
+    remove()
     print(json.dumps(ids))
     """
 )
@@ -322,3 +333,85 @@ def test_runs_ls_says_when_events_were_lost(
     assert "KeyError; 2 lost" in bad_line
     listed = {r["id"]: r for r in _json("runs", "ls", home=home)}
     assert listed[story["ok"]]["events_lost"] == 3
+
+
+INFRA_FLOW = textwrap.dedent(
+    """
+    import json, time
+    from datetime import UTC, datetime
+    from blocks import Block
+    from emitters import emit_event, flow_run, observed_event_id, related_runs
+
+    class Loader(Block):
+        def fetch(self, key: str) -> str:
+            if key == "late":
+                raise TimeoutError("the pod is gone")
+            return key
+
+    def pod(phase: str, reason: str) -> None:
+        emit_event(
+            f"infra.kubernetes.pod.{phase}",
+            {"id": "kubernetes-pod.9f1c", "name": "etl/loader-7d9"},
+            related=related_runs({"eventblocks.io/flow-run-id": run.id}),
+            payload={"reason": reason},
+            id=observed_event_id("kubernetes", "9f1c", phase),
+            occurred=datetime.now(UTC),
+            context=False,
+        )
+
+    with flow_run("loader") as run:
+        Loader().fetch("a")
+        time.sleep(0.01)
+        pod("running", "Started")
+        time.sleep(0.01)
+        pod("evicted", "Evicted")
+        time.sleep(0.01)
+        try:
+            Loader().fetch("late")
+        except TimeoutError:
+            pass
+    print(run.id)
+    """
+)
+
+
+def test_runs_show_puts_infrastructure_beside_the_calls(tmp_path: Path) -> None:
+    """A pod's eviction shows in the run's timeline among its calls, and is the
+    run's first failure because it came before the failed call."""
+    script = tmp_path / "flow.py"
+    script.write_text(INFRA_FLOW)
+    env = {**os.environ, "EVENTBLOCKS_HOME": str(tmp_path)}
+    env.pop("EVENTBLOCKS_EMITTERS", None)
+    env.pop("EVENTBLOCKS_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env,
+        timeout=60, check=True,
+    )  # fmt: skip
+    run_id = done.stdout.split()[-1]
+    shown = _json("runs", "show", run_id, home=tmp_path)
+    infra = shown["infrastructure"]
+    assert [e["event"] for e in infra] == [
+        "infra.kubernetes.pod.running",
+        "infra.kubernetes.pod.evicted",
+    ]
+    assert [e["failure"] for e in infra] == [None, "evicted"]
+    assert [e["first_failure"] for e in infra] == [False, True]
+    assert [c["outcome"] for c in shown["calls"]] == ["succeeded", "failed"]
+    assert not any(c["first_failure"] for c in shown["calls"])
+    summary = shown["run"]
+    assert summary["infrastructure_events"] == 2
+    assert summary["failures"] == 2  # the failed call and the eviction
+    assert summary["first_failure"]["error_type"] == "evicted"
+    assert summary["first_failure"]["block"] == "etl/loader-7d9"
+    table = _cli("runs", "show", run_id, home=tmp_path, columns=80).stdout
+    lines = table.splitlines()
+    evicted = next(
+        i
+        for i, line in enumerate(lines)
+        if "[etl/loader-7d9]" in line and "evicted" in line
+    )
+    failed = next(i for i, line in enumerate(lines) if "TimeoutError" in line)
+    assert lines[evicted].startswith("infra")
+    assert "<- first failure" in lines[evicted]
+    assert "first failure" not in lines[failed]
+    assert evicted < failed
