@@ -239,7 +239,7 @@ def child_off(n: int, repeats: int) -> None:
 
 def _caller_loop(block: Any, n: int) -> int:
     """The caller's loop with events on into a memory sink (see measure())."""
-    configure(emitters=[MemoryEmitter()], queue_size=4 * n + 16, flush_interval=60.0)
+    configure(emitters=[MemoryEmitter()], flush_interval=60.0, max_buffer_bytes=_PARKED)
     flush()
     elapsed = _loop_unbound(block, n)
     flush(timeout=None)
