@@ -140,7 +140,6 @@ class RecordBuffer:
         # without a lock by callers: an estimate, clamped at zero.
         self.extra_bytes = 0
         self.ledger = LossLedger()
-        self.shed_count = 0
         # Taken by the dispatcher to pop and by shed() to rebuild the queue, so
         # that neither sees the other's half-done work.
         self.lock = threading.Lock()
@@ -188,7 +187,6 @@ class RecordBuffer:
             target = int(self.max_bytes * _SHED_TO)
             kept, lost, orphans = _shed(taken, target, max(0, self.extra_bytes))
             queue.extendleft(reversed(kept))
-            self.shed_count += len(lost)
         self.ledger.note(lost)
         self._release([r for r in lost if type(r) is not list])
         self.extra_bytes += orphans * ORPHAN_BYTES

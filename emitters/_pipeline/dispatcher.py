@@ -342,7 +342,9 @@ class Dispatcher:
         return ok
 
     def begin_exit(self, deadline: float) -> None:
-        """Tell each sink that the end is near (``Emitter.prepare_exit``)."""
+        """The process is exiting: wait for no stalled sink, and tell each sink that
+        the end is near (``Emitter.prepare_exit``)."""
+        self.exiting = True
         for worker in self.workers:
             try:
                 worker.emitter.prepare_exit(deadline)
@@ -411,7 +413,7 @@ class Dispatcher:
     def losses(self) -> int:
         """Events dropped or failed so far, in this dispatcher."""
         return (
-            self.buffer.shed_count
+            self.buffer.ledger.lost
             + self.build_errors
             + sum(w.dropped + w.failed for w in self.workers)
         )
@@ -422,7 +424,7 @@ class Dispatcher:
         backlog = {w.name: w.dropped for w in self.workers}
         return {
             "emitted": emitted,
-            "dropped": self.buffer.shed_count
+            "dropped": self.buffer.ledger.lost
             + sum(backlog.values())
             + self.build_errors,
             "dropped_failures": self.buffer.ledger.failures,

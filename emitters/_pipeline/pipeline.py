@@ -401,7 +401,6 @@ def _at_exit() -> None:
     timeout = dispatcher.config.exit_timeout
     deadline = time.monotonic() + timeout
     STATE.enabled = False
-    dispatcher.exiting = True
     dispatcher.begin_exit(deadline)
     dispatcher.flush(timeout)
     left = dispatcher.left_behind()
