@@ -160,7 +160,8 @@ class AsyncSqlAlchemyConnector(Block):
 
     @no_events
     async def close(self) -> None:
-        """Close every open result and connection and dispose the engine."""
+        """Close every open result and connection and let go of the engine, which
+        is disposed unless equal credentials still hold it."""
         try:
             await self.reset_connections()
         finally:

@@ -190,9 +190,10 @@ class SqlAlchemyConnector(Block):
 
     @no_events
     def close(self) -> None:
-        """Close every open result and connection and dispose the engine.
+        """Close every open result and connection and let go of the engine, which
+        is disposed unless equal credentials still hold it.
 
-        The connector remains usable: a later call makes a new engine.
+        The connector remains usable: a later call takes an engine again.
         """
         try:
             self.reset_connections()

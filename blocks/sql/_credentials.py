@@ -104,9 +104,10 @@ class DatabaseCredentials(Block):
 
     ``get_engine()`` returns the block's SQLAlchemy engine (an ``AsyncEngine`` for
     an async driver), made on first use with ``hide_parameters=True`` and a
-    connection pool, and reused by every later call and every connector that
-    holds this block. ``close()`` (``await aclose()`` for an async engine) disposes
-    it. The connection fields cannot change after the block is built: make a new
+    connection pool, and reused by every later call, every connector that holds
+    this block and every equal block. ``close()`` (``await aclose()`` for an async
+    engine) lets go of it, and disposes it when no equal block holds it any more.
+    The connection fields cannot change after the block is built: make a new
     block, and save it over the old document, to rotate a password.
 
     Attributes:
@@ -140,6 +141,7 @@ class DatabaseCredentials(Block):
     _target_base: dict[str, Any] | None = PrivateAttr(default=None)
     _engine_options: dict[str, Any] = PrivateAttr(default_factory=dict)
     _async_driver: tuple[bool | None] | None = PrivateAttr(default=None)
+    _key: str | None = PrivateAttr(default=None)
 
     @field_validator("driver")
     @classmethod
@@ -224,7 +226,31 @@ class DatabaseCredentials(Block):
         return bool(self.__dict__ == other.__dict__)
 
     def __hash__(self) -> int:
-        return hash(fingerprint(self))
+        return hash(self._fingerprint())
+
+    def __copy__(self) -> Self:
+        return self._forget_caches(super().__copy__())
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        return self._forget_caches(super().__deepcopy__(memo))
+
+    def _forget_caches(self, copied: Self) -> Self:
+        # pydantic's shallow copy shares the private attributes, and what they
+        # cache depends on the fields, which model_copy(update=...) may change:
+        # the copy starts without them and takes its own hold on an engine.
+        copied._engines = EngineSlot()
+        copied._target_base = None
+        copied._async_driver = None
+        copied._key = None
+        copied._engine_options = dict(self._engine_options)
+        return copied
+
+    def _fingerprint(self) -> str:
+        """The digest of the fields: equal blocks share it, and their engine."""
+        key = self._key
+        if key is None:
+            key = self._key = fingerprint(self)
+        return key
 
     # -- the URL -----------------------------------------------------------------
 
@@ -335,11 +361,11 @@ class DatabaseCredentials(Block):
 
     # -- the engine --------------------------------------------------------------
 
-    def _make_engine(self) -> Engine | AsyncEngine:
+    def _make_engine(self, engine_options: dict[str, Any]) -> Engine | AsyncEngine:
         url = self._url()
         is_async = self.is_async
         options: dict[str, Any] = {
-            **self._engine_options,
+            **engine_options,
             "hide_parameters": True,
             "connect_args": {
                 name: value.get_secret_value()
@@ -365,8 +391,22 @@ class DatabaseCredentials(Block):
                 raise
             raise error from exc
 
-    def _use_options(self, options: dict[str, Any]) -> None:
-        """Make the engine with ``options`` from now on (checked, not yet used)."""
+    def _engine(self, **options: Any) -> Any:
+        """The block's engine, held on first use (no events: the callers have).
+
+        Equal blocks share one engine. Options of ``create_engine`` given here are
+        used for this engine and the ones made after a ``close()``; without them,
+        the engine held or shared is returned whatever its options.
+        """
+        if not options:
+            kept = self._engine_options
+            return self._engines.get(
+                self._fingerprint(),
+                lambda: self._make_engine(kept),
+                kept,
+                is_async=bool(self.is_async),
+                insist=False,
+            )
         refused = sorted({"hide_parameters", "connect_args", "url"} & set(options))
         if refused:
             raise ValueError(
@@ -374,32 +414,15 @@ class DatabaseCredentials(Block):
                 "hidden from errors and logs, driver arguments go in the "
                 "credentials' connect_args, and the URL is the credentials'"
             )
-        if options == self._engine_options:
-            return
-        if self._engines.current is not None:
-            raise ValueError(
-                "The engine was made already, with other options "
-                f"({', '.join(sorted(self._engine_options)) or 'none'}): call close() "
-                "(await aclose() for an async engine) first, then get_engine(...) "
-                "with the new ones"
-            )
+        engine = self._engines.get(
+            self._fingerprint(),
+            lambda: self._make_engine(options),
+            options,
+            is_async=bool(self.is_async),
+            insist=True,
+        )
         self._engine_options = dict(options)
-
-    def _engine(self, **options: Any) -> Any:
-        """The block's engine, made on first use (no events: the callers have).
-
-        Options of ``create_engine`` given here are used for this engine and the
-        ones made after a ``close()``.
-        """
-        if not options:
-            return self._engines.get(self._make_engine, is_async=bool(self.is_async))
-        before = self._engine_options
-        self._use_options(options)
-        try:
-            return self._engines.get(self._make_engine, is_async=bool(self.is_async))
-        except BaseException:
-            self._engine_options = before
-            raise
+        return engine
 
     @event_payload(_engine_payload)
     def get_engine(self, **create_engine_kwargs: Any) -> Engine | AsyncEngine:
@@ -432,21 +455,22 @@ class DatabaseCredentials(Block):
 
     @no_events
     def close(self) -> None:
-        """Dispose a sync engine and its pooled connections; a later call makes a
-        new one. An async engine needs ``await aclose()``."""
-        engine = self._engines.current
-        if isinstance(engine, sa.Engine):
-            taken = self._engines.take()
-            if taken is not None:
-                taken.dispose()
+        """Let go of a sync engine, and dispose it and its pooled connections
+        unless an equal block still holds it; a later call makes or shares one
+        again. An async engine needs ``await aclose()``."""
+        if isinstance(self._engines.current, sa.Engine):
+            last = self._engines.release()
+            if last is not None:
+                last.dispose()
 
     @no_events
     async def aclose(self) -> None:
-        """Dispose the engine, sync or async, and its pooled connections."""
-        engine = self._engines.take()
-        if engine is None:
+        """Let go of the engine, sync or async, and dispose it and its pooled
+        connections unless an equal block still holds it."""
+        last = self._engines.release()
+        if last is None:
             return
-        if isinstance(engine, sa.Engine):
-            engine.dispose()
+        if isinstance(last, sa.Engine):
+            last.dispose()
         else:
-            await engine.dispose()
+            await last.dispose()

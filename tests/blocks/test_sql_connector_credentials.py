@@ -249,16 +249,29 @@ def test_get_engine_records_the_call_and_hides_parameters(tmp_path: Path) -> Non
     credentials.close()
 
 
-def test_a_copy_of_the_block_has_an_engine_of_its_own(tmp_path: Path) -> None:
-    """Copies never share (or dispose) each other's engines."""
+def test_a_copy_shares_the_engine_and_never_disposes_it(tmp_path: Path) -> None:
+    """Copies share the engine; closing one leaves the other's pool alone, and a
+    copy with another field has an engine of its own."""
     credentials = DatabaseCredentials(driver="sqlite", database=str(tmp_path / "x"))
     engine = credentials.get_engine()
     twin = copy.deepcopy(credentials)
+    shallow = credentials.model_copy()
+    other = credentials.model_copy(update={"database": str(tmp_path / "y")})
     try:
-        assert twin.get_engine() is not engine
+        assert twin.get_engine() is engine
+        assert shallow.get_engine() is engine
+        assert other.get_engine() is not engine
+        assert other.get_engine().url.database == str(tmp_path / "y")
+        pool = engine.pool
+        twin.close()
+        shallow.close()
+        assert engine.pool is pool  # not disposed: credentials still holds it
     finally:
         twin.close()
+        shallow.close()
+        other.close()
         credentials.close()
+    assert engine.pool is not pool  # the last holder disposed it
 
 
 @pytest.mark.parametrize(

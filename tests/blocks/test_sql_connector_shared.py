@@ -1,0 +1,271 @@
+"""Equal credentials blocks share one engine, on SQLite, PostgreSQL and MariaDB
+(sync) and on SQLite and PostgreSQL through asyncio drivers.
+
+Server URLs come from ``EVENTBLOCKS_TEST_POSTGRES_URL`` and
+``EVENTBLOCKS_TEST_MYSQL_URL``; an unreachable server skips locally and fails
+with ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from blocks import DocumentStore
+from blocks.sql import (
+    AsyncSqlAlchemyConnector,
+    DatabaseCredentials,
+    SqlAlchemyConnector,
+)
+from emitters import flush
+from emitters.testing import capture_events
+
+POSTGRES_URL = os.environ.get(
+    "EVENTBLOCKS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get(
+    "EVENTBLOCKS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# The server's id of the session a connection is on.
+SESSION_ID = {
+    "postgresql": "SELECT pg_backend_pid()",
+    "mariadb": "SELECT CONNECTION_ID()",
+}
+
+
+def reachable(url: str) -> str:
+    """Return ``url`` if its server answers; skip (locally) or fail (CI)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect():
+            return url
+    except Exception as exc:
+        message = f"{make_url(url).render_as_string()} is unreachable: {exc!r}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the service must run)")
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+
+
+def fields_of(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """The credentials' fields (URL parts) for ``backend``."""
+    if backend == "sqlite":
+        return {"driver": "sqlite", "database": str(tmp_path / "data.db")}
+    url = make_url(reachable(POSTGRES_URL if backend == "postgresql" else MYSQL_URL))
+    parts = {
+        "driver": url.drivername,
+        "username": url.username,
+        "password": url.password,
+        "host": url.host,
+        "port": url.port,
+        "database": url.database,
+    }
+    return {name: value for name, value in parts.items() if value is not None}
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend under test."""
+    name: str = request.param
+    return name
+
+
+def test_a_loaded_and_a_built_block_share_one_engine(
+    backend: str, tmp_path: Path
+) -> None:
+    """Credentials loaded from a document and equal ones built in code share an
+    engine; closing one keeps the other working; the last close disposes it; each
+    connector's events name its own credentials."""
+    fields = fields_of(backend, tmp_path)
+    store = DocumentStore(f"sqlite:///{tmp_path}/docs.db")
+    saved = DatabaseCredentials(**fields)
+    saved.save("shared", store=store)
+    loaded = SqlAlchemyConnector(
+        credentials=DatabaseCredentials.load("shared", store=store)
+    )
+    built = SqlAlchemyConnector(credentials=DatabaseCredentials(**fields))
+    try:
+        assert loaded.credentials == built.credentials
+        engine = loaded.get_engine()
+        assert built.get_engine() is engine
+        with capture_events() as from_loaded:
+            assert loaded.fetch_all("SELECT 1") == [(1,)]
+        with capture_events() as from_built:
+            assert built.fetch_all("SELECT 2") == [(2,)]
+        assert from_loaded
+        assert from_built
+        for event in from_loaded:
+            [nested] = event.related_by_role("nested-block")
+            assert nested.id == f"block-document.{saved.document_id}"
+        for event in from_built:
+            assert event.related_by_role("nested-block") == []
+        pool = engine.pool
+        loaded.close()
+        assert built.fetch_all("SELECT 3") == [(3,)]
+        assert built.get_engine() is engine
+        assert engine.pool is pool  # the other holder's pool was left alone
+        assert pool.checkedin() == 1
+        built.close()
+        assert engine.pool is not pool  # disposed by the last holder
+        assert pool.checkedin() == 0
+        assert built.get_engine() is not engine  # a new one after the last close
+    finally:
+        loaded.close()
+        built.close()
+
+
+def test_distinct_credentials_get_distinct_engines(
+    backend: str, tmp_path: Path
+) -> None:
+    """Credentials that differ in any field, a driver argument included, get an
+    engine of their own, and so does a copy with a field changed."""
+    fields = fields_of(backend, tmp_path)
+    first = DatabaseCredentials(**fields)
+    timeout = {"timeout": 5} if backend == "sqlite" else {"connect_timeout": 5}
+    second = DatabaseCredentials(**fields, connect_args=timeout)
+    third = DatabaseCredentials(**fields, connect_args=timeout)
+    moved = {"database": str(tmp_path / "other.db")} if backend == "sqlite" else {}
+    changed = first.model_copy(update=moved or {"port": 1})
+    try:
+        engine = first.get_engine()
+        assert second.get_engine() is not engine
+        assert third.get_engine() is second.get_engine()
+        assert changed.get_engine() is not engine
+        if backend != "sqlite":
+            assert changed.get_engine().url.port == 1
+    finally:
+        first.close()
+        second.close()
+        third.close()
+        changed.close()
+
+
+def test_other_options_for_a_shared_engine_are_refused(tmp_path: Path) -> None:
+    """An equal block asking a shared engine for other options gets the clear
+    ValueError, the same options share it, and no options take it as it is."""
+    fields = fields_of("sqlite", tmp_path)
+    first = DatabaseCredentials(**fields)
+    second = DatabaseCredentials(**fields)
+    try:
+        engine = first.get_engine(pool_size=3)
+        with pytest.raises(ValueError, match=r"every equal credentials block"):
+            second.get_engine(pool_size=4)
+        assert second.get_engine(pool_size=3) is engine
+        assert second.get_engine() is engine
+        first.close()
+        with pytest.raises(ValueError, match=r"close\(\)"):
+            first.get_engine(echo=False)  # second still holds it
+        second.close()
+        assert first.get_engine(pool_size=4).pool.size() == 4
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_collected_holder_lets_go_of_the_engine(tmp_path: Path) -> None:
+    """A block dropped without close() no longer holds its engine, so equal
+    credentials may make one with other options."""
+    fields = fields_of("sqlite", tmp_path)
+    DatabaseCredentials(**fields).get_engine(pool_size=2)
+    flush()  # the call's records hold the block until they are delivered
+    gc.collect()
+    credentials = DatabaseCredentials(**fields)
+    try:
+        assert credentials.get_engine(pool_size=4).pool.size() == 4
+    finally:
+        credentials.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_no_secret_in_the_shared_engine_repr(backend: str, tmp_path: Path) -> None:
+    """What holds the shared engine shows neither the password nor the URL."""
+    password = f"pw-{secrets.token_hex(8)}"
+    fields = {**fields_of(backend, tmp_path), "password": password}
+    credentials = DatabaseCredentials(**fields)
+    try:
+        credentials.get_engine()
+        held = repr(credentials._engines)
+        assert "SharedEngine(key=" in held
+        assert password not in held
+        assert password not in repr(credentials)
+    finally:
+        credentials.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_forked_child_opens_its_own_connections(backend: str, tmp_path: Path) -> None:
+    """A child forked while the shared pool holds a connection opens its own
+    session instead of reusing the parent's, and the parent's stays usable."""
+    query = SESSION_ID[backend]
+    connector = SqlAlchemyConnector(
+        credentials=DatabaseCredentials(**fields_of(backend, tmp_path))
+    )
+    twin = SqlAlchemyConnector(
+        credentials=DatabaseCredentials(**fields_of(backend, tmp_path))
+    )
+    try:
+        [(parent_session,)] = connector.fetch_all(query)
+        assert connector.get_engine().pool.checkedin() == 1
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its session's id, or -1
+            code = 0
+            try:
+                [(child_session,)] = twin.fetch_all(query)
+                os.write(write, str(child_session).encode())
+            except BaseException:
+                os.write(write, b"-1")
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read) as reader:
+            reported = int(reader.read())
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert reported not in (-1, parent_session)
+        connector.reset_connections()  # the same statement pages on otherwise
+        assert connector.fetch_all(query) == [(parent_session,)]
+    finally:
+        connector.close()
+        twin.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_async_connectors_share_the_loop_engine(
+    backend: str, tmp_path: Path
+) -> None:
+    """Equal async credentials share one engine on a loop; closing one keeps the
+    other working; the last close disposes it."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/async.db"
+    else:
+        parsed = make_url(reachable(POSTGRES_URL))
+        url = parsed.set(drivername="postgresql+asyncpg").render_as_string(
+            hide_password=False
+        )
+    first = AsyncSqlAlchemyConnector(credentials=DatabaseCredentials(url=url))
+    second = AsyncSqlAlchemyConnector(credentials=DatabaseCredentials(url=url))
+    try:
+        engine = await first.get_engine()
+        assert await second.get_engine() is engine
+        assert await first.fetch_all("SELECT 1") == [(1,)]
+        pool = engine.pool
+        await first.close()
+        assert await second.fetch_all("SELECT 2") == [(2,)]
+        assert engine.pool is pool
+        await second.close()
+        assert engine.pool is not pool
+        assert pool.checkedin() == 0
+    finally:
+        await first.close()
+        await second.close()
