@@ -1,13 +1,17 @@
-"""What the infrastructure observers share: their counters and their backoff."""
+"""What the infrastructure observers share: their counters, their backoff and
+their run loop."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from emitters import Event
 
-__all__ = ["Backoff", "ObserverStats"]
+__all__ = ["Backoff", "ObserverStats", "RunLoop", "StartOver"]
 
 
 @dataclass
@@ -58,3 +62,65 @@ class Backoff:
         delay = min(self.limit, self.first * 2**self.failures)
         self.failures += 1
         return stop.wait(delay)
+
+
+class StartOver(Exception):
+    """Raised by an observer's step to be run again at once, without counting a
+    failure or waiting (a watch whose resource version is gone lists again)."""
+
+
+@dataclass(frozen=True)
+class RunLoop:
+    """The loop an observer's ``run`` repeats its step in, until stopped.
+
+    A step that raises is logged and counted in ``stats.errors``, and the next
+    one waits (1 s doubling to a minute) until a step succeeds; with ``once``,
+    the loop gives up after ``once_failures`` failures in a row.
+
+    Attributes:
+        stats: The observer's counters.
+        log: The observer's logger.
+        label: What the log lines start with (``"ECS observer"``).
+        retrying: What the warning of a failed step ends with (``"retrying"``).
+        once_failures: Failures in a row that end a loop run with ``once``.
+    """
+
+    stats: ObserverStats
+    log: logging.Logger
+    label: str
+    retrying: str
+    once_failures: int
+
+    def run(
+        self,
+        step: Callable[[], bool],
+        stop: threading.Event,
+        *,
+        once: bool,
+        status: Callable[[ObserverStats], None] | None,
+        status_every: float,
+    ) -> None:
+        """Run ``step`` until ``stop`` is set, or, with ``once``, until a step
+        returns True (it found nothing more to do)."""
+        backoff = Backoff()
+        last_status = time.monotonic()
+        while not stop.is_set():
+            try:
+                finished = step()
+            except StartOver as exc:
+                self.log.info("%s: %s", self.label, exc)
+                continue
+            except Exception as exc:
+                self.stats.errors += 1
+                self.log.warning("%s: %s; %s", self.label, exc, self.retrying)
+                if once and backoff.failures >= self.once_failures:
+                    break
+                if backoff.wait(stop):
+                    break
+                continue
+            backoff.reset()
+            if status is not None and time.monotonic() - last_status >= status_every:
+                status(self.stats)
+                last_status = time.monotonic()
+            if once and finished:
+                break

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from blocks._observers import Backoff, ObserverStats
+from blocks._observers import ObserverStats, RunLoop
 from blocks.aws._credentials import AwsCredentials
 from blocks.aws._ecs_events import ECS_DETAIL_TYPE, NotAnEcsEvent, parse_message
 from emitters import Event, emit_event, flush, observed_event_id, related_runs
@@ -277,25 +276,13 @@ class EcsTaskObserver:
         Returns:
             The counters.
         """
-        stop = stop or threading.Event()
-        backoff = Backoff()
-        last_status = time.monotonic()
-        while not stop.is_set():
-            try:
-                received = self.poll(1 if once else None)
-            except Exception as exc:
-                self.stats.errors += 1
-                log.warning("ECS observer: %s; retrying", exc)
-                if once and backoff.failures >= 2:
-                    break
-                if backoff.wait(stop):
-                    break
-                continue
-            backoff.reset()
-            if status is not None and time.monotonic() - last_status >= status_every:
-                status(self.stats)
-                last_status = time.monotonic()
-            if once and received == 0:
-                break
+        loop = RunLoop(self.stats, log, "ECS observer", "retrying", once_failures=2)
+        loop.run(
+            lambda: self.poll(1 if once else None) == 0,
+            stop or threading.Event(),
+            once=once,
+            status=status,
+            status_every=status_every,
+        )
         flush(self.flush_timeout)
         return self.stats

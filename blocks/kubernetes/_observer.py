@@ -15,14 +15,13 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
 
-from blocks._observers import Backoff, ObserverStats
+from blocks._observers import ObserverStats, RunLoop, StartOver
 from blocks.kubernetes._cluster import KubernetesCluster
 from blocks.kubernetes._pods import pod_change
 from emitters import Event, emit_event, flush, observed_event_id, related_runs
@@ -33,7 +32,7 @@ log = logging.getLogger("blocks.kubernetes.pods")
 GONE = 410
 
 
-class _Gone(Exception):
+class _Gone(StartOver):
     """The resource version left the watch window: list again."""
 
 
@@ -196,7 +195,7 @@ class PodObserver:
                     break
         except client.ApiException as exc:
             if exc.status == GONE:
-                raise _Gone() from None
+                raise _Gone("resource version gone; listing again") from None
             raise
         finally:
             watcher.stop()  # type: ignore[no-untyped-call]
@@ -226,6 +225,17 @@ class PodObserver:
             if version:
                 self._advance(str(version))
 
+    def _step(self, stop: threading.Event, once: bool) -> bool:
+        """List if no resource version is known, then watch; True when done."""
+        if self.resource_version is None:
+            self.list()
+        try:
+            self.watch(stop, seconds=1 if once else None)
+        except _Gone:
+            self.resource_version = None
+            raise
+        return True
+
     def run(
         self,
         stop: threading.Event | None = None,
@@ -244,30 +254,13 @@ class PodObserver:
             The counters.
         """
         stop = stop or threading.Event()
-        backoff = Backoff()
-        last_status = time.monotonic()
-        while not stop.is_set():
-            try:
-                if self.resource_version is None:
-                    self.list()
-                self.watch(stop, seconds=1 if once else None)
-            except _Gone:
-                log.info("pod watch: resource version gone; listing again")
-                self.resource_version = None
-                continue
-            except Exception as exc:
-                self.stats.errors += 1
-                log.warning("pod watch: %s; reconnecting", exc)
-                if once and backoff.failures >= 3:
-                    break
-                if backoff.wait(stop):
-                    break
-                continue
-            backoff.reset()
-            if status is not None and time.monotonic() - last_status >= status_every:
-                status(self.stats)
-                last_status = time.monotonic()
-            if once:
-                break
+        loop = RunLoop(self.stats, log, "pod watch", "reconnecting", once_failures=3)
+        loop.run(
+            lambda: self._step(stop, once),
+            stop,
+            once=once,
+            status=status,
+            status_every=status_every,
+        )
         flush(self.flush_timeout)
         return self.stats
