@@ -1,9 +1,8 @@
 """Equal credentials blocks share one engine, on SQLite, PostgreSQL and MariaDB
 (sync) and on SQLite and PostgreSQL through asyncio drivers.
 
-Server URLs come from ``EVENTBLOCKS_TEST_POSTGRES_URL`` and
-``EVENTBLOCKS_TEST_MYSQL_URL``; an unreachable server skips locally and fails
-with ``CI=true``.
+The servers are this run's databases (the ``postgres_url`` and ``mysql_url``
+fixtures): an unreachable server skips locally and fails with ``CI=true``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from blocks import DocumentStore
@@ -27,13 +25,6 @@ from blocks.sql import (
 from emitters import flush
 from emitters.testing import capture_events
 
-POSTGRES_URL = os.environ.get(
-    "EVENTBLOCKS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get(
-    "EVENTBLOCKS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
-)
-IN_CI = os.environ.get("CI", "").lower() == "true"
 # The server's id of the session a connection is on.
 SESSION_ID = {
     "postgresql": "SELECT pg_backend_pid()",
@@ -41,51 +32,45 @@ SESSION_ID = {
 }
 
 
-def reachable(url: str) -> str:
-    """Return ``url`` if its server answers; skip (locally) or fail (CI)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect():
-            return url
-    except Exception as exc:
-        message = f"{make_url(url).render_as_string()} is unreachable: {exc!r}"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true: the service must run)")
-        pytest.skip(message)
-    finally:
-        engine.dispose()
-
-
-def fields_of(backend: str, tmp_path: Path) -> dict[str, Any]:
-    """The credentials' fields (URL parts) for ``backend``."""
-    if backend == "sqlite":
-        return {"driver": "sqlite", "database": str(tmp_path / "data.db")}
-    url = make_url(reachable(POSTGRES_URL if backend == "postgresql" else MYSQL_URL))
+def fields_of(url: str) -> dict[str, Any]:
+    """The credentials' fields (URL parts) for ``url``."""
+    parsed = make_url(url)
     parts = {
-        "driver": url.drivername,
-        "username": url.username,
-        "password": url.password,
-        "host": url.host,
-        "port": url.port,
-        "database": url.database,
+        "driver": parsed.drivername,
+        "username": parsed.username,
+        "password": parsed.password,
+        "host": parsed.host,
+        "port": parsed.port,
+        "database": parsed.database,
     }
     return {name: value for name, value in parts.items() if value is not None}
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Each server under test: its backend name and URL."""
+    backend: str = request.param
+    fixture = "postgres_url" if backend == "postgresql" else "mysql_url"
+    return backend, request.getfixturevalue(fixture)
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """Each backend under test."""
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """Each backend under test: its name and URL (SQLite: a file of the test's)."""
     name: str = request.param
-    return name
+    if name == "sqlite":
+        return name, f"sqlite:///{tmp_path / 'data.db'}"
+    fixture = "postgres_url" if name == "postgresql" else "mysql_url"
+    return name, request.getfixturevalue(fixture)
 
 
 def test_a_loaded_and_a_built_block_share_one_engine(
-    backend: str, tmp_path: Path
+    backend: tuple[str, str], tmp_path: Path
 ) -> None:
     """Credentials loaded from a document and equal ones built in code share an
     engine; closing one keeps the other working; the last close disposes it; each
     connector's events name its own credentials."""
-    fields = fields_of(backend, tmp_path)
+    fields = fields_of(backend[1])
     store = DocumentStore(f"sqlite:///{tmp_path}/docs.db")
     saved = DatabaseCredentials(**fields)
     saved.save("shared", store=store)
@@ -124,23 +109,24 @@ def test_a_loaded_and_a_built_block_share_one_engine(
 
 
 def test_distinct_credentials_get_distinct_engines(
-    backend: str, tmp_path: Path
+    backend: tuple[str, str], tmp_path: Path
 ) -> None:
     """Credentials that differ in any field, a driver argument included, get an
     engine of their own, and so does a copy with a field changed."""
-    fields = fields_of(backend, tmp_path)
+    name, url = backend
+    fields = fields_of(url)
     first = DatabaseCredentials(**fields)
-    timeout = {"timeout": 5} if backend == "sqlite" else {"connect_timeout": 5}
+    timeout = {"timeout": 5} if name == "sqlite" else {"connect_timeout": 5}
     second = DatabaseCredentials(**fields, connect_args=timeout)
     third = DatabaseCredentials(**fields, connect_args=timeout)
-    moved = {"database": str(tmp_path / "other.db")} if backend == "sqlite" else {}
+    moved = {"database": str(tmp_path / "other.db")} if name == "sqlite" else {}
     changed = first.model_copy(update=moved or {"port": 1})
     try:
         engine = first.get_engine()
         assert second.get_engine() is not engine
         assert third.get_engine() is second.get_engine()
         assert changed.get_engine() is not engine
-        if backend != "sqlite":
+        if name != "sqlite":
             assert changed.get_engine().url.port == 1
     finally:
         first.close()
@@ -152,7 +138,7 @@ def test_distinct_credentials_get_distinct_engines(
 def test_other_options_for_a_shared_engine_are_refused(tmp_path: Path) -> None:
     """An equal block asking a shared engine for other options gets the clear
     ValueError, the same options share it, and no options take it as it is."""
-    fields = fields_of("sqlite", tmp_path)
+    fields = fields_of(f"sqlite:///{tmp_path / 'data.db'}")
     first = DatabaseCredentials(**fields)
     second = DatabaseCredentials(**fields)
     try:
@@ -174,7 +160,7 @@ def test_other_options_for_a_shared_engine_are_refused(tmp_path: Path) -> None:
 def test_a_collected_holder_lets_go_of_the_engine(tmp_path: Path) -> None:
     """A block dropped without close() no longer holds its engine, so equal
     credentials may make one with other options."""
-    fields = fields_of("sqlite", tmp_path)
+    fields = fields_of(f"sqlite:///{tmp_path / 'data.db'}")
     DatabaseCredentials(**fields).get_engine(pool_size=2)
     flush()  # the call's records hold the block until they are delivered
     gc.collect()
@@ -185,11 +171,10 @@ def test_a_collected_holder_lets_go_of_the_engine(tmp_path: Path) -> None:
         credentials.close()
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
-def test_no_secret_in_the_shared_engine_repr(backend: str, tmp_path: Path) -> None:
+def test_no_secret_in_the_shared_engine_repr(server: tuple[str, str]) -> None:
     """What holds the shared engine shows neither the password nor the URL."""
     password = f"pw-{secrets.token_hex(8)}"
-    fields = {**fields_of(backend, tmp_path), "password": password}
+    fields = {**fields_of(server[1]), "password": password}
     credentials = DatabaseCredentials(**fields)
     try:
         credentials.get_engine()
@@ -201,17 +186,13 @@ def test_no_secret_in_the_shared_engine_repr(backend: str, tmp_path: Path) -> No
         credentials.close()
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
-def test_a_forked_child_opens_its_own_connections(backend: str, tmp_path: Path) -> None:
+def test_a_forked_child_opens_its_own_connections(server: tuple[str, str]) -> None:
     """A child forked while the shared pool holds a connection opens its own
     session instead of reusing the parent's, and the parent's stays usable."""
+    backend, url = server
     query = SESSION_ID[backend]
-    connector = SqlAlchemyConnector(
-        credentials=DatabaseCredentials(**fields_of(backend, tmp_path))
-    )
-    twin = SqlAlchemyConnector(
-        credentials=DatabaseCredentials(**fields_of(backend, tmp_path))
-    )
+    connector = SqlAlchemyConnector(credentials=DatabaseCredentials(**fields_of(url)))
+    twin = SqlAlchemyConnector(credentials=DatabaseCredentials(**fields_of(url)))
     try:
         [(parent_session,)] = connector.fetch_all(query)
         assert connector.get_engine().pool.checkedin() == 1
@@ -242,14 +223,14 @@ def test_a_forked_child_opens_its_own_connections(backend: str, tmp_path: Path) 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_async_connectors_share_the_loop_engine(
-    backend: str, tmp_path: Path
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Equal async credentials share one engine on a loop; closing one keeps the
     other working; the last close disposes it."""
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path}/async.db"
     else:
-        parsed = make_url(reachable(POSTGRES_URL))
+        parsed = make_url(request.getfixturevalue("postgres_url"))
         url = parsed.set(drivername="postgresql+asyncpg").render_as_string(
             hide_password=False
         )
