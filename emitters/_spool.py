@@ -33,7 +33,14 @@ try:
 except ImportError:  # pragma: no cover - Windows: in-process claims only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Batch", "Spool", "endpoint_tag", "http_batch_is_whole"]
+__all__ = [
+    "Batch",
+    "Spool",
+    "SpoolError",
+    "endpoint_tag",
+    "http_batch_is_whole",
+    "open_spool",
+]
 
 _SUFFIX = ".batch"
 _LOCK_NAME = ".lock"
@@ -88,6 +95,11 @@ def _claim_lock(folder: str) -> threading.Lock:
         if lock is None:
             lock = _dir_claims[folder] = threading.Lock()
         return lock
+
+
+class SpoolError(OSError):
+    """A batch could not be spooled (the spool is full, or cannot be written), so
+    its events are lost; the message says which, and where."""
 
 
 class Spool:
@@ -186,6 +198,28 @@ class Spool:
         os.replace(temp, final)
         self._size += len(data)
         return final
+
+    def keep(self, batch: Batch, owner: str) -> None:
+        """Spool ``batch`` for ``owner`` (the sink's name, for the message).
+
+        Raises:
+            SpoolError: The spool is full, or the folder or file could not be
+                written: the batch was not kept.
+        """
+        try:
+            stored = self.write(batch)
+        except OSError as exc:
+            raise SpoolError(
+                f"{owner} could not spool {batch.event_count} events to "
+                f"{self.folder} ({type(exc).__name__}: {exc.strerror or exc}); "
+                "they were dropped"
+            ) from None
+        if stored is None:
+            raise SpoolError(
+                f"{owner}: the spool {self.folder} is full "
+                f"(max_spool_bytes={self.max_bytes}); {batch.event_count} events "
+                "were dropped"
+            )
 
     # -- reading and removing --------------------------------------------------
 
@@ -297,3 +331,29 @@ class Spool:
                     return None
             else:
                 return fd
+
+
+def open_spool(
+    folder: str | os.PathLike[str] | None,
+    max_bytes: int,
+    destination: str,
+    *,
+    is_whole: Callable[[Batch], bool] = http_batch_is_whole,
+) -> Spool | None:
+    """Return the spool of a sink in ``folder`` (None: the sink has none).
+
+    Args:
+        folder: The spool folder as the user gave it (``~`` is expanded).
+        max_bytes: The most bytes of batch files the folder may hold.
+        destination: What the sink sends to (a URL, a stream and subject); only
+            its one-way tag is written in file names.
+        is_whole: Checks that a batch read back is whole, in the sink's encoding.
+    """
+    if folder is None:
+        return None
+    return Spool(
+        Path(os.fspath(folder)).expanduser().absolute(),
+        max_bytes,
+        endpoint_tag(destination),
+        is_whole=is_whole,
+    )

@@ -30,7 +30,7 @@ from emitters._model import Event
 from emitters._pipeline.delivery import throttle
 from emitters._redact import redact_text, register_secret
 from emitters._secret_names import is_secret_name
-from emitters._spool import Spool, endpoint_tag
+from emitters._spool import Spool, SpoolError, open_spool
 from emitters._urls import display_url
 from emitters.http._options import (
     check_url,
@@ -190,15 +190,7 @@ class HttpEmitter(Emitter):
             register_secret(parsed.password)
         self._url = str(parsed)
         self._shown_url = display_url(parsed)
-        self._spool = (
-            None
-            if spool_dir is None
-            else Spool(
-                Path(os.fspath(spool_dir)).expanduser().absolute(),
-                max_spool_bytes,
-                endpoint_tag(self._url),
-            )
-        )
+        self._spool = open_spool(spool_dir, max_spool_bytes, self._url)
         self._client: httpx.Client | None = None
         self._busy = threading.RLock()
         self._closed = threading.Event()
@@ -623,25 +615,12 @@ class HttpEmitter(Emitter):
         if spool is None:
             raise self._error(batch, outcome)
         try:
-            stored = spool.write(batch)
-        except OSError as exc:
+            spool.keep(batch, self.name)
+        except SpoolError as exc:
             self.dropped += batch.event_count
             raise HttpDeliveryError(
-                f"{self.name} could not spool {batch.event_count} events to "
-                f"{spool.folder} ({type(exc).__name__}: {exc.strerror or exc}); "
-                "they were dropped",
-                events=batch.event_count,
-                status_code=outcome.status,
+                str(exc), events=batch.event_count, status_code=outcome.status
             ) from None
-        if stored is None:
-            self.dropped += batch.event_count
-            raise HttpDeliveryError(
-                f"{self.name}: the spool {spool.folder} is full "
-                f"(max_spool_bytes={spool.max_bytes}); {batch.event_count} events "
-                "were dropped",
-                events=batch.event_count,
-                status_code=outcome.status,
-            )
         self.spooled += batch.event_count
 
     def _error(self, batch: Batch, outcome: _Outcome) -> HttpDeliveryError:

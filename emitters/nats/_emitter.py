@@ -31,7 +31,7 @@ from emitters._emitter import Emitter
 from emitters._model import Event
 from emitters._pipeline.delivery import throttle
 from emitters._settings import nats_settings
-from emitters._spool import Batch, Spool, endpoint_tag
+from emitters._spool import Batch, SpoolError, open_spool
 from emitters.http._options import integer, positive
 from emitters.http._wire import backoff_delay
 from emitters.nats._connection import (
@@ -156,15 +156,11 @@ class NatsEmitter(Emitter):
         self._backoff = positive("backoff", backoff, zero=True)
         self._max_backoff = positive("max_backoff", max_backoff, zero=True)
         self._shown = display_servers(self._servers)
-        self._spool = (
-            None
-            if spool_dir is None
-            else Spool(
-                Path(os.fspath(spool_dir)).expanduser().absolute(),
-                max_spool_bytes,
-                endpoint_tag(f"nats:{self._stream}:{self._subject}"),
-                is_whole=batch_is_whole,
-            )
+        self._spool = open_spool(
+            spool_dir,
+            max_spool_bytes,
+            f"nats:{self._stream}:{self._subject}",
+            is_whole=batch_is_whole,
         )
         self._loop = LoopThread(f"eventblocks-nats-{self.name}")
         self._client: Client | None = None
@@ -378,23 +374,10 @@ class NatsEmitter(Emitter):
                 events=batch.event_count,
             )
         try:
-            stored = spool.write(batch)
-        except OSError as exc:
+            spool.keep(batch, self.name)
+        except SpoolError as exc:
             self.dropped += batch.event_count
-            raise NatsDeliveryError(
-                f"{self.name} could not spool {batch.event_count} events to "
-                f"{spool.folder} ({type(exc).__name__}: {exc.strerror or exc}); "
-                "they were dropped",
-                events=batch.event_count,
-            ) from None
-        if stored is None:
-            self.dropped += batch.event_count
-            raise NatsDeliveryError(
-                f"{self.name}: the spool {spool.folder} is full "
-                f"(max_spool_bytes={spool.max_bytes}); {batch.event_count} events "
-                "were dropped",
-                events=batch.event_count,
-            )
+            raise NatsDeliveryError(str(exc), events=batch.event_count) from None
         self.spooled += batch.event_count
         throttle.warn(
             f"nats-spooled:{self.name}",
