@@ -1,18 +1,44 @@
-"""Fixtures shared by the block tests: a local S3 endpoint, over HTTP or HTTPS."""
+"""Fixtures shared by the block tests: a local S3 endpoint, over HTTP or HTTPS,
+AWS credentials for it with the machine's AWS settings hidden, an event store as
+the only sink, and a local Kubernetes API."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import logging
+import secrets
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
+
+if TYPE_CHECKING:
+    # Imported by the fixtures that use them: collecting the block tests must
+    # not load a connector or a sink.
+    from blocks.aws import AwsCredentials
+    from emitters.sql import SQLEventStore
+
+# The machine's AWS settings, which a test must not pick up.
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +52,57 @@ def moto_url() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def hidden_aws_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Hide the machine's AWS variables, files and metadata service; return the
+    folder of the test's own (empty) ``aws-config`` and ``aws-creds`` files."""
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-creds"))
+    # botocore would otherwise ask the instance metadata service for credentials.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return tmp_path
+
+
+@pytest.fixture
+def clean_aws(moto_url: str, hidden_aws_settings: Path) -> None:
+    """Empty moto's server, and hide the machine's AWS settings."""
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+
+
+def _make_credentials(moto_url: str, **fields: Any) -> AwsCredentials:
+    from blocks.aws import AwsClientParameters, AwsCredentials
+
+    values: dict[str, Any] = {
+        "aws_access_key_id": f"AKIA{secrets.token_hex(6).upper()}",
+        "aws_secret_access_key": secrets.token_hex(16),
+        "region_name": "us-east-1",
+        "aws_client_parameters": AwsClientParameters(endpoint_url=moto_url),
+    }
+    values.update(fields)
+    return AwsCredentials(**values)
+
+
+@pytest.fixture
+def make_credentials() -> Callable[..., AwsCredentials]:
+    """``make_credentials(endpoint_url, **fields)``: credentials for a moto server
+    with fresh secret values (``fields`` replace any of them)."""
+    return _make_credentials
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLEventStore]:
+    """An event store in a SQLite file, configured as the only sink."""
+    from emitters import configure
+    from emitters.sql import SQLEventStore
+
+    events = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    configure(emitters=[events])
+    yield events
+    configure(emitters=[])
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:

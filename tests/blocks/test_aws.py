@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,48 +33,18 @@ from emitters import Event, flow_run
 from emitters.testing import capture_events
 
 BUCKET = "raw-data"
-AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-)
 
 
 # -- the server ----------------------------------------------------------------------
 
-
-@pytest.fixture(autouse=True)
-def clean_aws(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Empty the server, and hide the machine's AWS settings and metadata service."""
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-creds"))
-    # botocore would otherwise ask the instance metadata service for credentials.
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def make_credentials(moto_url: str, **fields: Any) -> AwsCredentials:
-    """Return credentials for the server, with fresh secret values."""
-    values: dict[str, Any] = {
-        "aws_access_key_id": f"AKIA{secrets.token_hex(6).upper()}",
-        "aws_secret_access_key": secrets.token_hex(16),
-        "region_name": "us-east-1",
-        "aws_client_parameters": AwsClientParameters(endpoint_url=moto_url),
-    }
-    values.update(fields)
-    return AwsCredentials(**values)
+# Each test starts on an emptied server, with the machine's AWS settings hidden.
+pytestmark = pytest.mark.usefixtures("clean_aws")
 
 
 @pytest.fixture
-def credentials(moto_url: str) -> Iterator[AwsCredentials]:
+def credentials(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> Iterator[AwsCredentials]:
     """Credentials for the server, their clients closed afterwards."""
     with make_credentials(moto_url) as creds:
         yield creds
@@ -173,7 +143,9 @@ def test_public_names_and_slugs() -> None:
 # -- credentials ---------------------------------------------------------------------
 
 
-def test_secrets_never_show(moto_url: str) -> None:
+def test_secrets_never_show(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> None:
     """The secret key and token are masked in repr, dumps and every event."""
     secret, token = secrets.token_hex(16), secrets.token_hex(24)
     with (
@@ -311,7 +283,9 @@ def test_a_profile_is_read_from_the_config_files(moto_url: str, tmp_path: Path) 
         AwsCredentials(profile_name="nope").get_client("s3")
 
 
-def test_saved_credentials_keep_their_secrets_and_parameters(moto_url: str) -> None:
+def test_saved_credentials_keep_their_secrets_and_parameters(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> None:
     """Saved and loaded, the credentials are equal, secrets and options included."""
     creds = make_credentials(
         moto_url,
@@ -543,7 +517,9 @@ class RefusingStore(BaseHTTPRequestHandler):
         """Keep test output clean."""
 
 
-def test_delete_objects_reports_refused_keys() -> None:
+def test_delete_objects_reports_refused_keys(
+    make_credentials: Callable[..., AwsCredentials],
+) -> None:
     """Keys S3 refuses raise a ClientError naming the first; the rest are deleted."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingStore)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -569,7 +545,9 @@ def test_delete_objects_reports_refused_keys() -> None:
     assert payload["objects"] == 2
 
 
-def test_stream_from_another_bucket_and_store(bucket: S3Bucket, moto_url: str) -> None:
+def test_stream_from_another_bucket_and_store(
+    make_credentials: Callable[..., AwsCredentials], bucket: S3Bucket, moto_url: str
+) -> None:
     """stream_from copies an object from a bucket with other credentials."""
     with make_credentials(moto_url) as other:
         other.get_client("s3").create_bucket(Bucket="landing")
@@ -667,7 +645,9 @@ def test_a_missing_bucket_is_named(credentials: AwsCredentials, tmp_path: Path) 
         assert outcome(events).payload["error_code"] == "NoSuchBucket"
 
 
-def test_an_unreachable_endpoint_is_named(tmp_path: Path) -> None:
+def test_an_unreachable_endpoint_is_named(
+    make_credentials: Callable[..., AwsCredentials], tmp_path: Path
+) -> None:
     """A refused connection raises EndpointConnectionError naming the endpoint."""
     import socket
 
@@ -754,7 +734,12 @@ def iam_user(moto_url: str, credentials: AwsCredentials) -> Iterator[dict[str, s
     ],
 )
 def test_wrong_credentials_are_named_and_never_shown(
-    which: str, code: str, iam_user: dict[str, str], moto_url: str, tmp_path: Path
+    make_credentials: Callable[..., AwsCredentials],
+    which: str,
+    code: str,
+    iam_user: dict[str, str],
+    moto_url: str,
+    tmp_path: Path,
 ) -> None:
     """Refused keys raise ClientError with S3's code and a hint, no secret shown."""
     secret = secrets.token_hex(16)
@@ -781,7 +766,9 @@ def test_wrong_credentials_are_named_and_never_shown(
 
 
 def test_a_refused_action_is_access_denied(
-    iam_user: dict[str, str], moto_url: str
+    make_credentials: Callable[..., AwsCredentials],
+    iam_user: dict[str, str],
+    moto_url: str,
 ) -> None:
     """Valid keys without the right raise AccessDenied, and reading still works."""
     with make_credentials(
@@ -802,7 +789,9 @@ def test_a_refused_action_is_access_denied(
 # -- documents -------------------------------------------------------------------------
 
 
-def test_saved_bucket_events_name_the_credentials_document(moto_url: str) -> None:
+def test_saved_bucket_events_name_the_credentials_document(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> None:
     """A loaded bucket's events relate its credentials document as nested-block."""
     with make_credentials(moto_url) as creds:
         creds.get_client("s3").create_bucket(Bucket=BUCKET)

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from blocks.aws import AwsClientParameters, AwsCredentials, EcsTaskObserver
+from blocks.aws import AwsCredentials, EcsTaskObserver
 from emitters import Emitter, Event, configure, observed_event_id
 from emitters.sql import SQLEventStore
 
@@ -28,25 +26,11 @@ FLOW_RUN = "0192f0c1-7d2e-7a3b-9c4d-5e6f7a8b9c0d"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLEventStore]:
-    """An event store in a SQLite file, configured as the only sink."""
-    events = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    configure(emitters=[events])
-    yield events
-    configure(emitters=[])
-
-
-@pytest.fixture
-def creds(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsCredentials]:
+def creds(
+    clean_aws: None, make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> Iterator[AwsCredentials]:
     """Credentials on a freshly reset moto server."""
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with AwsCredentials(
-        aws_access_key_id="AKIAOBSERVER",
-        aws_secret_access_key=secrets.token_hex(16),
-        region_name="us-east-1",
-        aws_client_parameters=AwsClientParameters(endpoint_url=moto_url),
-    ) as credentials:
+    with make_credentials(moto_url, aws_access_key_id="AKIAOBSERVER") as credentials:
         yield credentials
 
 

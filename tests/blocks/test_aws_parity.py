@@ -7,11 +7,9 @@ from __future__ import annotations
 import io
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED
@@ -31,45 +29,15 @@ from emitters.testing import capture_events
 
 BUCKET = "parity"
 ROLE = "arn:aws:iam::123456789012:role/reader"
-AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_CA_BUNDLE",
-)
 
-
-@pytest.fixture(autouse=True)
-def clean_aws(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Empty the server, and hide the machine's AWS settings."""
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-creds"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def make_credentials(moto_url: str, **fields: Any) -> AwsCredentials:
-    """Credentials for the server, with fresh secret values."""
-    values: dict[str, Any] = {
-        "aws_access_key_id": f"AKIA{secrets.token_hex(6).upper()}",
-        "aws_secret_access_key": secrets.token_hex(16),
-        "region_name": "us-east-1",
-        "aws_client_parameters": AwsClientParameters(endpoint_url=moto_url),
-    }
-    values.update(fields)
-    return AwsCredentials(**values)
+# Each test starts on an emptied server, with the machine's AWS settings hidden.
+pytestmark = pytest.mark.usefixtures("clean_aws")
 
 
 @pytest.fixture
-def bucket(moto_url: str) -> Iterator[S3Bucket]:
+def bucket(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> Iterator[S3Bucket]:
     """A bucket on the server, its clients closed afterwards."""
     with make_credentials(moto_url) as creds:
         creds.get_s3_client().create_bucket(Bucket=BUCKET)
@@ -93,7 +61,9 @@ def outcomes(events: list[Event], method: str) -> list[Event]:
 # -- clients -------------------------------------------------------------------------
 
 
-def test_get_client_spellings(moto_url: str) -> None:
+def test_get_client_spellings(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> None:
     """get_client by name, by ClientType, as client_type=, get_s3_client() and
     get_secrets_manager_client() give the same clients, each call an event."""
     with make_credentials(moto_url) as creds, capture_events() as events:
@@ -120,7 +90,9 @@ def test_get_client_spellings(moto_url: str) -> None:
     assert named[:4] == ["s3"] * 4
 
 
-def test_equal_blocks_hash_alike_and_share_clients(moto_url: str) -> None:
+def test_equal_blocks_hash_alike_and_share_clients(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> None:
     """Equal credentials are equal, hash alike and share a client; other values
     or a changed field make other clients."""
     secret = secrets.token_hex(16)
@@ -155,7 +127,9 @@ def test_equal_blocks_hash_alike_and_share_clients(moto_url: str) -> None:
 
 
 def test_assumed_role_reaches_s3_and_stays_secret(
-    moto_url: str, caplog: pytest.LogCaptureFixture
+    make_credentials: Callable[..., AwsCredentials],
+    moto_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """assume_role_arn makes clients with the role's credentials (from moto's
     STS); the assumed secret is in no event, error or log line."""
@@ -185,7 +159,9 @@ def test_assumed_role_reaches_s3_and_stays_secret(
     assert "botocore" in caplog.text  # the logs were captured, masked
 
 
-def test_assumed_role_is_refreshed_before_expiry(moto_url: str) -> None:
+def test_assumed_role_is_refreshed_before_expiry(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> None:
     """Credentials that expire within 15 minutes are assumed again when used;
     those of an hour are kept."""
     short = make_credentials(
@@ -257,7 +233,9 @@ def test_minio_credentials_drive_a_bucket(
 # -- config, unsigned requests -------------------------------------------------------
 
 
-def test_unsigned_config_sends_no_signature(moto_url: str, tmp_path: Path) -> None:
+def test_unsigned_config_sends_no_signature(
+    make_credentials: Callable[..., AwsCredentials], moto_url: str, tmp_path: Path
+) -> None:
     """signature_version="unsigned" (or a Config with UNSIGNED) sends anonymous
     requests, and a block holding it saves and loads as a document."""
     with make_credentials(moto_url) as signed:

@@ -4,43 +4,27 @@ and the credentials' side lists every run that used them; plus the example."""
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from blocks.aws import AwsClientParameters, AwsCredentials, S3Bucket
-from emitters import configure, flow_run, flush
+from blocks.aws import AwsCredentials, S3Bucket
+from emitters import flow_run, flush
 from emitters.sql import SQLEventStore
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLEventStore]:
-    """An event store in a SQLite file, configured as the only sink."""
-    events = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    configure(emitters=[events])
-    yield events
-    configure(emitters=[])
-
-
-@pytest.fixture
-def shop(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
+def shop(
+    clean_aws: None, make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> Iterator[S3Bucket]:
     """The saved bucket s3-bucket/shop, on saved credentials aws-credentials/lake."""
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with AwsCredentials(
-        aws_access_key_id="AKIASTORY",
-        aws_secret_access_key=secrets.token_hex(16),
-        region_name="us-east-1",
-        aws_client_parameters=AwsClientParameters(endpoint_url=moto_url),
-    ) as creds:
+    with make_credentials(moto_url, aws_access_key_id="AKIASTORY") as creds:
         creds.save("lake")
         creds.get_client("s3").create_bucket(Bucket="shop-data")
         S3Bucket(bucket_name="shop-data", credentials=creds).save("shop")

@@ -13,27 +13,8 @@ from botocore.exceptions import SSLError
 from blocks import BlockValidationError
 from blocks.aws import AwsClientParameters, AwsCredentials
 
-AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-)
-
-
-@pytest.fixture(autouse=True)
-def clean_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hide the machine's AWS settings."""
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-creds"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+# The machine's AWS settings are hidden from every test.
+pytestmark = pytest.mark.usefixtures("hidden_aws_settings")
 
 
 def credentials(url: str, **parameters: Any) -> AwsCredentials:

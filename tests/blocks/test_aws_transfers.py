@@ -7,18 +7,16 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
 from blocks import Block
-from blocks.aws import AwsClientParameters, AwsCredentials, S3Bucket
+from blocks.aws import AwsCredentials, S3Bucket
 from emitters import Event, current_run, flow_run
 from emitters.testing import capture_events
 
@@ -35,17 +33,11 @@ def big() -> bytes:
 
 
 @pytest.fixture
-def bucket(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
+def bucket(
+    clean_aws: None, make_credentials: Callable[..., AwsCredentials], moto_url: str
+) -> Iterator[S3Bucket]:
     """The bucket raw-data on an emptied server, with its credentials."""
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    creds = AwsCredentials(
-        aws_access_key_id="AKIATRANSFERS",
-        aws_secret_access_key=secrets.token_hex(16),
-        region_name="us-east-1",
-        aws_client_parameters=AwsClientParameters(endpoint_url=moto_url),
-    )
-    with creds:
+    with make_credentials(moto_url, aws_access_key_id="AKIATRANSFERS") as creds:
         creds.get_client("s3").create_bucket(Bucket=BUCKET)
         yield S3Bucket(bucket_name=BUCKET, credentials=creds)
 

@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from pydantic import SecretStr
 
 from blocks import BlockValidationError
 from blocks.kubernetes import KubernetesCluster, PodObserver
-from emitters import configure
 from emitters.sql import SQLEventStore
 
 FLOW_RUN = "0192f0c1-aaaa-7a3b-9c4d-5e6f7a8b9c0d"
@@ -165,15 +163,6 @@ def pod_list(version: str, *pods: dict[str, Any]) -> dict[str, Any]:
 def watch_event(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     """A watch event line."""
     return {"type": kind, "object": copy.deepcopy(obj)}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLEventStore]:
-    """An event store in a SQLite file, configured as the only sink."""
-    events = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    configure(emitters=[events])
-    yield events
-    configure(emitters=[])
 
 
 def script_cluster_story(kube_api: Any) -> None:
