@@ -28,6 +28,7 @@ from blocks._cli.errors import CommandError, CommandUsageError
 from blocks._cli.ingest import ingest_events
 from blocks._cli.output import (
     JsonOption,
+    LimitOption,
     console,
     help_without_command,
     iso,
@@ -42,7 +43,13 @@ from blocks._registry import registered_types
 from emitters import Event
 from emitters.sql import CallRecord, SQLEventStore
 
-__all__ = ["events_app", "parse_duration", "query_store", "record_json"]
+__all__ = [
+    "events_app",
+    "first_failed_call",
+    "parse_duration",
+    "query_store",
+    "record_json",
+]
 
 events_app = typer.Typer(
     name="events",
@@ -159,9 +166,7 @@ def list_events(
         str | None,
         typer.Option("--since", help="Only events newer than a duration: 30m, 2h, 7d."),
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, help="At most this many (the latest).")
-    ] = 50,
+    limit: LimitOption = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List the latest stored events, oldest of them first."""
@@ -264,6 +269,11 @@ def block_runs(
     out.print(grid)
 
 
+def first_failed_call(records: list[CallRecord]) -> str | None:
+    """The event id of a run's first failed call, or None if none failed."""
+    return next((r.event_id for r in records if r.outcome == "failed"), None)
+
+
 def record_json(record: CallRecord, first_failure: bool) -> dict[str, Any]:
     """Return a call of a run's timeline as the ``--json`` outputs print it."""
     data = asdict(record)
@@ -287,7 +297,7 @@ def run_timeline(
     """Show a flow run's calls in the order they started; mark the first failure."""
     flow_run = query_store(lambda store: store.find_run(flow_run).id)
     records = query_store(lambda store: store.timeline(flow_run))
-    first = next((r.event_id for r in records if r.outcome == "failed"), None)
+    first = first_failed_call(records)
     if as_json:
         print_json([record_json(r, r.event_id == first) for r in records])
         return

@@ -24,6 +24,7 @@ from emitters._sdk import MASK
 __all__ = [
     "MASK",
     "JsonOption",
+    "LimitOption",
     "cells",
     "console",
     "help_without_command",
@@ -39,6 +40,12 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON instead of a table.")
 ]
 """The ``--json`` flag of every listing and inspect command."""
+
+LimitOption = Annotated[
+    int, typer.Option("--limit", min=1, help="At most this many (the latest).")
+]
+"""The ``--limit`` option of the listings of the latest events and runs (each
+command gives its own default)."""
 
 # Wide enough for ids and class paths when the output goes to a file or a pipe,
 # where rich would otherwise assume 80 columns and fold the table's cells.

@@ -20,9 +20,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from blocks._cli.events import parse_duration, query_store, record_json
+from blocks._cli.events import (
+    first_failed_call,
+    parse_duration,
+    query_store,
+    record_json,
+)
 from blocks._cli.output import (
     JsonOption,
+    LimitOption,
     console,
     help_without_command,
     iso,
@@ -125,9 +131,7 @@ def list_runs(
             "--source", help="Only runs from: eventblocks, prefect, airflow, ..."
         ),
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, help="At most this many (the latest).")
-    ] = 20,
+    limit: LimitOption = 20,
     as_json: JsonOption = False,
 ) -> None:
     """List the latest flow runs, latest first: calls, failures, first failure."""
@@ -206,7 +210,7 @@ def show_run(
         return found, store.timeline(found.id), infra
 
     found, records, infra = query_store(read)
-    first = next((r.event_id for r in records if r.outcome == "failed"), None)
+    first = first_failed_call(records)
     # The first failure is the infrastructure's when it came first (an evicted
     # pod before any failed call).
     infra_first = _first_infra_failure(infra, records, first)
