@@ -17,7 +17,7 @@ from blocks._block import Block
 from blocks._instrument import event_payload, no_events
 from blocks.sql._connector import scrubbed
 from blocks.sql._credentials import DatabaseCredentials
-from blocks.sql._payload import EXHAUSTED, OpenResults, call_payload
+from blocks.sql._payload import OpenResults, call_payload, fetch_page
 from blocks.sql._statements import (
     Operation,
     as_statement,
@@ -251,8 +251,8 @@ class AsyncSqlAlchemyConnector(Block):
         its connection when the result has no more."""
         key = result_key(operation, parameters, options)
         result = await self._result(key, operation, parameters, options)
-        rows = list(result.fetchall() if size is None else result.fetchmany(size))
-        if result is not EXHAUSTED and (size is None or len(rows) < size):
+        rows, ended = fetch_page(result, size)
+        if ended:
             taken = self._open.release(key)
             if taken is not None:
                 taken[0].close()

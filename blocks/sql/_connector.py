@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, CursorResult, Engine, Row
 from blocks._block import Block
 from blocks._instrument import event_payload, no_events
 from blocks.sql._credentials import DatabaseCredentials
-from blocks.sql._payload import EXHAUSTED, OpenResults, call_payload
+from blocks.sql._payload import OpenResults, call_payload, fetch_page
 from blocks.sql._redact import bound_values, scrub_db_error
 from blocks.sql._statements import (
     Operation,
@@ -309,8 +309,8 @@ class SqlAlchemyConnector(Block):
         its connection when the result has no more."""
         key = result_key(operation, parameters, options)
         result = self._result(key, operation, parameters, options)
-        rows = list(result.fetchall() if size is None else result.fetchmany(size))
-        if result is not EXHAUSTED and (size is None or len(rows) < size):
+        rows, ended = fetch_page(result, size)
+        if ended:
             self._release(key)
         return rows
 

@@ -24,6 +24,7 @@ __all__ = [
     "OpenResults",
     "TooManyOpenResultsError",
     "call_payload",
+    "fetch_page",
 ]
 
 Hook = Callable[[inspect.BoundArguments, Any], dict[str, Any]]
@@ -213,3 +214,11 @@ class _Exhausted:
 
 EXHAUSTED: Any = _Exhausted()
 """What ``OpenResults.find`` returns for a result read to the end."""
+
+
+def fetch_page(result: Any, size: int | None) -> tuple[list[Any], bool]:
+    """Fetch ``size`` rows (all when None) of a result that fetch calls page
+    through, and say whether this found its end, so that its connection can go
+    back to the pool (a result already known as read to the end has none)."""
+    rows = list(result.fetchall() if size is None else result.fetchmany(size))
+    return rows, result is not EXHAUSTED and (size is None or len(rows) < size)
