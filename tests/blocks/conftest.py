@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import logging
 import secrets
+import sqlite3
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -103,6 +104,27 @@ def store(tmp_path: Path) -> Iterator[SQLEventStore]:
     configure(emitters=[events])
     yield events
     configure(emitters=[])
+
+
+@pytest.fixture
+def stored_infra_events(eventblocks_home: Path) -> Callable[[], int]:
+    """A function that counts the infrastructure events in the home database (0
+    before there is one), for tests of the observers' commands."""
+
+    def count() -> int:
+        path = eventblocks_home / "eventblocks.db"
+        if not path.exists():
+            return 0
+        with sqlite3.connect(path) as db:
+            try:
+                row = db.execute(
+                    "SELECT count(*) FROM eventblocks_events WHERE event LIKE 'infra.%'"
+                ).fetchone()
+            except sqlite3.OperationalError:
+                return 0
+        return int(row[0])
+
+    return count
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:

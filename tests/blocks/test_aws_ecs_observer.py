@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -224,21 +223,6 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "blocks", "observe", *args]
 
 
-def _stored(home: Path) -> int:
-    """How many infrastructure events the home database holds (0 before any)."""
-    path = home / "eventblocks.db"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as db:
-        try:
-            row = db.execute(
-                "SELECT count(*) FROM eventblocks_events WHERE event LIKE 'infra.%'"
-            ).fetchone()
-        except sqlite3.OperationalError:
-            return 0
-    return int(row[0])
-
-
 def _queued(creds: AwsCredentials, url: str) -> int:
     attrs = creds.get_client("sqs").get_queue_attributes(
         QueueUrl=url,
@@ -293,7 +277,9 @@ def test_cli_observe_ecs_refuses_a_bad_reference(creds: AwsCredentials) -> None:
 
 @pytest.mark.slow
 def test_killed_observer_restarted_stores_each_change_once(
-    creds: AwsCredentials, eventblocks_home: Path
+    stored_infra_events: Callable[[], int],
+    creds: AwsCredentials,
+    eventblocks_home: Path,
 ) -> None:
     """An observer killed (SIGKILL) while the queue still holds messages, started
     again, stores every change exactly once and leaves the queue empty."""
@@ -328,12 +314,12 @@ def test_killed_observer_restarted_stores_each_change_once(
     first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while _stored(eventblocks_home) == 0 and time.monotonic() < deadline:
+        while stored_infra_events() == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-    killed_at = _stored(eventblocks_home)
+    killed_at = stored_infra_events()
     assert 0 < killed_at < total, "the observer was not killed in the middle"
     assert _queued(creds, url) > 0
     time.sleep(2.5)  # the messages it held come back after the visibility timeout

@@ -13,10 +13,10 @@ from __future__ import annotations
 import copy
 import logging
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -282,21 +282,6 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "blocks", "observe", "kubernetes", *args]
 
 
-def _stored(home: Path) -> int:
-    """How many infrastructure events the home database holds (0 before any)."""
-    path = home / "eventblocks.db"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as db:
-        try:
-            row = db.execute(
-                "SELECT count(*) FROM eventblocks_events WHERE event LIKE 'infra.%'"
-            ).fetchone()
-        except sqlite3.OperationalError:
-            return 0
-    return int(row[0])
-
-
 def test_cli_observe_kubernetes_once(kube_api: Any, eventblocks_home: Path) -> None:
     """`eventblocks observe kubernetes --once` with a saved cluster stores the
     pods' events in the home database and prints a status line; the token never
@@ -335,7 +320,7 @@ def test_cli_observe_kubernetes_once(kube_api: Any, eventblocks_home: Path) -> N
 
 
 def test_killed_pod_observer_restarted_misses_nothing_and_repeats_nothing(
-    kube_api: Any, eventblocks_home: Path
+    stored_infra_events: Callable[[], int], kube_api: Any, eventblocks_home: Path
 ) -> None:
     """An observer killed (SIGKILL) in the middle of a watch, started again, stores
     what changed while it was down (from its new list) and nothing twice."""
@@ -349,13 +334,13 @@ def test_killed_pod_observer_restarted_misses_nothing_and_repeats_nothing(
     first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while _stored(eventblocks_home) < 2 and time.monotonic() < deadline:
+        while stored_infra_events() < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         kube_api.release.set()
-    assert _stored(eventblocks_home) == 2
+    assert stored_infra_events() == 2
     done = subprocess.run(
         [*command, "--once"], capture_output=True, text=True, timeout=120
     )
@@ -369,7 +354,7 @@ def test_killed_pod_observer_restarted_misses_nothing_and_repeats_nothing(
 
 
 def test_cli_observer_stops_on_sigterm_and_flushes(
-    kube_api: Any, eventblocks_home: Path
+    stored_infra_events: Callable[[], int], kube_api: Any, eventblocks_home: Path
 ) -> None:
     """A watching observer writes its status line periodically; SIGTERM stops it
     even while its watch is silent: it exits 0 with a last status line, the
@@ -390,7 +375,7 @@ def test_cli_observer_stops_on_sigterm_and_flushes(
         text=True,
     )
     deadline = time.monotonic() + 60
-    while _stored(eventblocks_home) < 1 and time.monotonic() < deadline:
+    while stored_infra_events() < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     while len(kube_api.requests) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)  # the watch is open
@@ -402,7 +387,10 @@ def test_cli_observer_stops_on_sigterm_and_flushes(
 
 
 def test_restarted_observer_with_state_replays_the_watch_window(
-    kube_api: Any, eventblocks_home: Path, tmp_path: Path
+    stored_infra_events: Callable[[], int],
+    kube_api: Any,
+    eventblocks_home: Path,
+    tmp_path: Path,
 ) -> None:
     """With --state, an observer killed mid-watch resumes its watch from the last
     delivered resource version: a pod that came and went while it was down (no
@@ -443,7 +431,7 @@ def test_restarted_observer_with_state_replays_the_watch_window(
     first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while _stored(eventblocks_home) < 2 and time.monotonic() < deadline:
+        while stored_infra_events() < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         first.send_signal(signal.SIGKILL)
