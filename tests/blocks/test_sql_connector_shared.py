@@ -11,9 +11,9 @@ import gc
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from blocks import DocumentStore
@@ -25,25 +25,11 @@ from blocks.sql import (
 from emitters import flush
 from emitters.testing import capture_events
 
-# The server's id of the session a connection is on.
-SESSION_ID = {
+# The server's id of the connection a statement runs on.
+CONNECTION_ID = {
     "postgresql": "SELECT pg_backend_pid()",
     "mariadb": "SELECT CONNECTION_ID()",
 }
-
-
-def fields_of(url: str) -> dict[str, Any]:
-    """The credentials' fields (URL parts) for ``url``."""
-    parsed = make_url(url)
-    parts = {
-        "driver": parsed.drivername,
-        "username": parsed.username,
-        "password": parsed.password,
-        "host": parsed.host,
-        "port": parsed.port,
-        "database": parsed.database,
-    }
-    return {name: value for name, value in parts.items() if value is not None}
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
@@ -70,7 +56,7 @@ def test_a_loaded_and_a_built_block_share_one_engine(
     """Credentials loaded from a document and equal ones built in code share an
     engine; closing one keeps the other working; the last close disposes it; each
     connector's events name its own credentials."""
-    fields = fields_of(backend[1])
+    fields = {"url": backend[1]}
     store = DocumentStore(f"sqlite:///{tmp_path}/docs.db")
     saved = DatabaseCredentials(**fields)
     saved.save("shared", store=store)
@@ -114,20 +100,22 @@ def test_distinct_credentials_get_distinct_engines(
     """Credentials that differ in any field, a driver argument included, get an
     engine of their own, and so does a copy with a field changed."""
     name, url = backend
-    fields = fields_of(url)
+    fields = {"url": url}
     first = DatabaseCredentials(**fields)
     timeout = {"timeout": 5} if name == "sqlite" else {"connect_timeout": 5}
     second = DatabaseCredentials(**fields, connect_args=timeout)
     third = DatabaseCredentials(**fields, connect_args=timeout)
-    moved = {"database": str(tmp_path / "other.db")} if name == "sqlite" else {}
-    changed = first.model_copy(update=moved or {"port": 1})
+    if name == "sqlite":
+        moved = f"sqlite:///{tmp_path / 'other.db'}"
+    else:
+        moved = make_url(url).set(port=1).render_as_string(hide_password=False)
+    changed = first.model_copy(update={"url": SecretStr(moved)})
     try:
         engine = first.get_engine()
         assert second.get_engine() is not engine
         assert third.get_engine() is second.get_engine()
         assert changed.get_engine() is not engine
-        if name != "sqlite":
-            assert changed.get_engine().url.port == 1
+        assert changed.get_engine().url == make_url(moved)
     finally:
         first.close()
         second.close()
@@ -138,7 +126,7 @@ def test_distinct_credentials_get_distinct_engines(
 def test_other_options_for_a_shared_engine_are_refused(tmp_path: Path) -> None:
     """An equal block asking a shared engine for other options gets the clear
     ValueError, the same options share it, and no options take it as it is."""
-    fields = fields_of(f"sqlite:///{tmp_path / 'data.db'}")
+    fields = {"url": f"sqlite:///{tmp_path / 'data.db'}"}
     first = DatabaseCredentials(**fields)
     second = DatabaseCredentials(**fields)
     try:
@@ -160,7 +148,7 @@ def test_other_options_for_a_shared_engine_are_refused(tmp_path: Path) -> None:
 def test_a_collected_holder_lets_go_of_the_engine(tmp_path: Path) -> None:
     """A block dropped without close() no longer holds its engine, so equal
     credentials may make one with other options."""
-    fields = fields_of(f"sqlite:///{tmp_path / 'data.db'}")
+    fields = {"url": f"sqlite:///{tmp_path / 'data.db'}"}
     DatabaseCredentials(**fields).get_engine(pool_size=2)
     flush()  # the call's records hold the block until they are delivered
     gc.collect()
@@ -174,8 +162,8 @@ def test_a_collected_holder_lets_go_of_the_engine(tmp_path: Path) -> None:
 def test_no_secret_in_the_shared_engine_repr(server: tuple[str, str]) -> None:
     """What holds the shared engine shows neither the password nor the URL."""
     password = f"pw-{secrets.token_hex(8)}"
-    fields = {**fields_of(server[1]), "password": password}
-    credentials = DatabaseCredentials(**fields)
+    url = make_url(server[1]).set(password=password)
+    credentials = DatabaseCredentials(url=url.render_as_string(hide_password=False))
     try:
         credentials.get_engine()
         held = repr(credentials._engines)
@@ -188,21 +176,21 @@ def test_no_secret_in_the_shared_engine_repr(server: tuple[str, str]) -> None:
 
 def test_a_forked_child_opens_its_own_connections(server: tuple[str, str]) -> None:
     """A child forked while the shared pool holds a connection opens its own
-    session instead of reusing the parent's, and the parent's stays usable."""
+    connection instead of reusing the parent's, and the parent's stays usable."""
     backend, url = server
-    query = SESSION_ID[backend]
-    connector = SqlAlchemyConnector(credentials=DatabaseCredentials(**fields_of(url)))
-    twin = SqlAlchemyConnector(credentials=DatabaseCredentials(**fields_of(url)))
+    query = CONNECTION_ID[backend]
+    connector = SqlAlchemyConnector(credentials=DatabaseCredentials(url=url))
+    twin = SqlAlchemyConnector(credentials=DatabaseCredentials(url=url))
     try:
-        [(parent_session,)] = connector.fetch_all(query)
+        [(parent_connection,)] = connector.fetch_all(query)
         assert connector.get_engine().pool.checkedin() == 1
         read, write = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: report its session's id, or -1
+        if pid == 0:  # the child: report its connection's id, or -1
             code = 0
             try:
-                [(child_session,)] = twin.fetch_all(query)
-                os.write(write, str(child_session).encode())
+                [(child_connection,)] = twin.fetch_all(query)
+                os.write(write, str(child_connection).encode())
             except BaseException:
                 os.write(write, b"-1")
                 code = 1
@@ -213,9 +201,9 @@ def test_a_forked_child_opens_its_own_connections(server: tuple[str, str]) -> No
             reported = int(reader.read())
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-        assert reported not in (-1, parent_session)
+        assert reported not in (-1, parent_connection)
         connector.reset_connections()  # the same statement pages on otherwise
-        assert connector.fetch_all(query) == [(parent_session,)]
+        assert connector.fetch_all(query) == [(parent_connection,)]
     finally:
         connector.close()
         twin.close()

@@ -464,6 +464,24 @@ def test_without_a_spool_undeliverable_batches_count_as_failed(
     assert stats()["failed"][name] == 1
 
 
+def test_a_batch_the_full_spool_cannot_take_is_a_delivery_error(
+    make: Callable[..., HttpEmitter], tmp_path: Path
+) -> None:
+    """A batch that neither reaches the endpoint nor fits the spool is an
+    HttpDeliveryError saying the spool is full, counted as dropped."""
+    emitter = make(
+        _dead_url(),
+        spool_dir=tmp_path / "spool",
+        max_spool_bytes=10,
+        max_retries=0,
+        **FAST,
+    )
+    with pytest.raises(HttpDeliveryError, match="is full") as caught:
+        emitter.emit_batch([_event(), _event()])
+    assert caught.value.events == 2
+    assert (emitter.spooled, emitter.dropped) == (0, 2)
+
+
 def test_a_full_spool_drops_and_counts(
     make: Callable[..., HttpEmitter],
     tmp_path: Path,

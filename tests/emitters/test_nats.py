@@ -183,6 +183,26 @@ def test_batches_spool_while_the_server_is_away_and_arrive_later(
     ]
 
 
+def test_a_batch_the_full_spool_cannot_take_is_a_delivery_error(
+    tmp_path: Path,
+) -> None:
+    """A batch that neither reaches a server nor fits the spool is a
+    NatsDeliveryError saying the spool is full, counted as dropped."""
+    emitter = NatsEmitter(
+        f"nats://127.0.0.1:{_closed_port()}",
+        stream="spool-test",
+        subject="spool.test",
+        spool_dir=tmp_path / "spool",
+        max_spool_bytes=10,
+        timeout=0.5,
+        backoff=0.01,
+    )
+    with emitter, pytest.raises(NatsDeliveryError, match="is full") as caught:
+        emitter.emit_batch(_events(2))
+    assert caught.value.events == 2
+    assert (emitter.spooled, emitter.dropped) == (0, 2)
+
+
 def test_spooled_batches_go_before_newer_ones(
     nats_url: str, stream: tuple[str, str], tmp_path: Path
 ) -> None:
