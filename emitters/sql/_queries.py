@@ -29,10 +29,12 @@ from emitters.sql._tables import (
 
 __all__ = [
     "BlockRunSummary",
+    "BlockSummary",
     "CallRecord",
     "Moment",
     "block_clause",
     "block_events",
+    "block_summaries",
     "event_filters",
     "like_pattern",
     "moment_micros",
@@ -72,6 +74,33 @@ class BlockRunSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockSummary:
+    """A block as the event store has seen it, over every run.
+
+    Attributes:
+        block: ``slug/name`` for a saved block document, the slug alone for the
+            unsaved blocks of that type.
+        block_type: The block type's slug.
+        name: The document's name; None for unsaved blocks.
+        runs: Flow runs that used it (calls outside any flow run make no run).
+        calls: Method calls that involved it, as the resource or as a related
+            ``nested-block``.
+        failures: Those calls that failed.
+        first_used: When its first event occurred (aware, UTC).
+        last_used: When its latest event occurred.
+    """
+
+    block: str
+    block_type: str
+    name: str | None
+    runs: int
+    calls: int
+    failures: int
+    first_used: datetime
+    last_used: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """One method call in a flow run's timeline.
 
@@ -89,6 +118,8 @@ class CallRecord:
         caller: The ``started`` event id of the call that made this one, if any.
         task_run_id: The task run the call was made in, if any.
         task_run_name: That task run's name.
+        outcome_event_id: The id of the call's ``succeeded`` or ``failed`` event
+            (its payload holds the error and the detail); None while running.
     """
 
     event_id: str
@@ -102,6 +133,7 @@ class CallRecord:
     caller: str | None
     task_run_id: str | None = None
     task_run_name: str | None = None
+    outcome_event_id: str | None = None
 
 
 def parse_block(block: str) -> tuple[str, str | None]:
@@ -248,6 +280,40 @@ def runs_for_block(conn: Connection, block: str) -> list[BlockRunSummary]:
     return summaries
 
 
+def block_summaries(conn: Connection) -> list[BlockSummary]:
+    """Return every block seen in events, by type and name, from the summaries."""
+    b = run_blocks_table.c
+    in_a_run = sa.case((b.run_id != "", 1), else_=0)
+    rows = conn.execute(
+        sa.select(
+            b.block_type,
+            b.name,
+            sa.func.sum(in_a_run),
+            sa.func.sum(b.calls),
+            sa.func.sum(b.failures),
+            sa.func.min(b.first_us),
+            sa.func.max(b.last_us),
+        )
+        # Outside any flow run, only calls count (as in runs_for_block).
+        .where(sa.or_(b.run_id != "", b.calls > 0))
+        .group_by(b.block_type, b.name)
+        .order_by(b.block_type, b.name)
+    ).all()
+    return [
+        BlockSummary(
+            block=f"{slug}/{name}" if name else slug,
+            block_type=slug,
+            name=name or None,
+            runs=int(runs or 0),
+            calls=int(calls or 0),
+            failures=int(failures or 0),
+            first_used=from_micros(first),
+            last_used=from_micros(last),
+        )
+        for slug, name, runs, calls, failures, first, last in rows
+    ]
+
+
 def block_events(
     conn: Connection,
     block: str,
@@ -374,4 +440,5 @@ def _record(row: Any, method: str, started: Any, outcome: Any) -> CallRecord:
         caller=caller,
         task_run_id=task_id,
         task_run_name=task_name,
+        outcome_event_id=None if outcome is None else str(UUID(hex=outcome.id)),
     )
