@@ -174,6 +174,11 @@ def _sqlite_reader(parsed: sa.URL) -> Engine:
             "read-only; give the path of the database file."
         )
     path = Path(database).expanduser().resolve()
+    if not path.is_file():
+        raise DatabaseURLError(
+            f"There is no SQLite database at {path} ({mask_url(parsed)}): nothing "
+            "has written events there yet, or the path is wrong."
+        )
     target = f"file:{urllib.parse.quote(str(path))}?mode=ro"
 
     def connect() -> sqlite3.Connection:
