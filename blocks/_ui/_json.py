@@ -110,7 +110,7 @@ def infra_json(event: Event) -> dict[str, Any]:
     summary = f"{event.resource.name or event.resource.id}: {state}"
     if failure and failure != state:
         summary += f" ({failure})"
-    elif isinstance(reason, str) and reason:
+    elif isinstance(reason, str) and reason and reason.lower() != state:
         summary += f" ({reason})"
     return {
         "event_id": str(event.id),
