@@ -1254,7 +1254,8 @@
       const id = r.flow_run_id || "";
       const tr = el("tr", { className: "block-run" + (failed ? " failed" : ""), dataset: { runId: id } },
         el("td", null, id
-          ? el("a", { href: runHref(id), title: id }, r.flow_run_name || id)
+          ? [el("a", { href: runHref(id), title: id }, r.flow_run_name || id),
+            el("span", { className: "short-id mono" }, id.slice(-8))]
           : el("span", { className: "muted" }, "(outside any run)")),
         el("td", { title: r.first_used || "" }, formatTime(r.first_used)),
         el("td", { title: r.last_used || "" }, formatTime(r.last_used)),
@@ -1284,15 +1285,19 @@
     return strip;
   }
 
-  // The block's runs as marks on a time line: blue without failure, red with.
+  // The block's runs on a time line, each from its first use to its last: blue
+  // without failure, red with; the block fails from the dashed line on.
   class RunStrip {
     constructor(canvas, runs, failingSince) {
       this.canvas = canvas;
-      this.points = runs.map((r) => ({ run: r, t: parseTime(r.first_used) })).filter((p) => p.t !== null);
+      this.points = runs.map((r) => {
+        const start = parseTime(r.first_used);
+        const end = parseTime(r.last_used);
+        return { run: r, t: start, end: end === null ? start : Math.max(end, start) };
+      }).filter((p) => p.t !== null);
       this.since = parseTime(failingSince);
-      const times = this.points.map((p) => p.t);
-      this.min = Math.min(...times);
-      this.max = Math.max(...times);
+      this.min = Math.min(...this.points.map((p) => p.t));
+      this.max = Math.max(...this.points.map((p) => p.end));
       canvas.addEventListener("mousemove", (e) => this.hover(e));
       canvas.addEventListener("mouseleave", () => tooltip.hide());
       canvas.addEventListener("click", (e) => {
@@ -1306,6 +1311,12 @@
     xOf(t, w) {
       const span = this.max - this.min;
       return span > 0 ? 12 + (t - this.min) / span * (w - 24) : w / 2;
+    }
+
+    label(t) {
+      const text = formatTime(new Date(t).toISOString());
+      // runs within a minute of each other: their milliseconds tell them apart
+      return this.max - this.min < 60000 ? `${text}.${pad(Math.floor(t % 1000), 3)}` : text;
     }
 
     draw() {
@@ -1336,17 +1347,17 @@
         ctx.setLineDash([]);
       }
       for (const p of this.points) {
+        const x0 = this.xOf(p.t, w);
+        const x1 = Math.max(this.xOf(p.end, w), x0 + 6);
         ctx.fillStyle = p.run.failures > 0 ? COLORS.fail : COLORS.ok;
-        ctx.beginPath();
-        ctx.arc(this.xOf(p.t, w), mid, 5, 0, 2 * Math.PI);
-        ctx.fill();
+        ctx.fillRect(x0 - 3, mid - 6, x1 - x0, 12);
       }
       ctx.fillStyle = COLORS.axis;
       ctx.font = "11px system-ui, sans-serif";
       ctx.textBaseline = "bottom";
-      ctx.fillText(formatTime(new Date(this.min).toISOString()), 4, h);
+      ctx.fillText(this.label(this.min), 4, h);
       if (this.max > this.min) {
-        const text = formatTime(new Date(this.max).toISOString());
+        const text = this.label(this.max);
         ctx.fillText(text, w - 4 - ctx.measureText(text).width, h);
       }
     }
@@ -1357,7 +1368,9 @@
       let best = null;
       let bestDistance = 8;
       for (const p of this.points) {
-        const d = Math.abs(this.xOf(p.t, rect.width) - x);
+        const x0 = this.xOf(p.t, rect.width) - 3;
+        const x1 = Math.max(this.xOf(p.end, rect.width), x0 + 9);
+        const d = x < x0 ? x0 - x : x > x1 ? x - x1 : 0;
         if (d <= bestDistance) {
           best = p;
           bestDistance = d;
