@@ -19,13 +19,23 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from blocks import Block
-from emitters import configure, flow_run, flush
+from emitters import (
+    configure,
+    current_run,
+    emit_event,
+    flow_run,
+    flush,
+    observed_event_id,
+    related_runs,
+    task_run,
+)
 from emitters.sql import SQLEventStore
 
 try:
@@ -385,4 +395,51 @@ def test_a_run_of_10000_calls_renders_with_its_first_failure_in_view(
     assert p.evaluate(f"{SCROLLER}.scrollLeft") == 0
     first.click()
     expect(p.locator("#call-detail")).to_contain_text("call 7001 of 10000")
+    page.clean()
+
+
+def test_infrastructure_and_task_runs_have_their_lanes(
+    served: Served, page: Watched
+) -> None:
+    """A pod evicted mid-run is a marker in the infrastructure lane and, coming
+    before the failed call, the run's first failure; task runs get their row."""
+    prober = Prober()
+
+    def body() -> None:
+        run = current_run()
+        assert run is not None
+        with task_run("extract"):
+            prober.touch(1)
+        time.sleep(0.01)
+        emit_event(
+            "infra.kubernetes.pod.evicted",
+            {"id": "kubernetes-pod.9f1c", "name": "etl/loader-7d9"},
+            related=related_runs({"eventblocks.io/flow-run-id": run.id}),
+            payload={"reason": "Evicted"},
+            id=observed_event_id("kubernetes", "9f1c", "evicted"),
+            occurred=datetime.now(UTC),
+            context=False,
+        )
+        time.sleep(0.01)
+        with task_run("load"), pytest.raises(ValueError, match="pod is gone"):
+            prober.fail("the pod is gone")
+
+    run_id = write_run(served.story.url, "evicted", body)
+    p = page.page
+    p.goto(served.base + f"#/runs/{run_id}")
+    first = p.locator("#first-failure")
+    first.wait_for()
+    assert first.inner_text() == "etl/loader-7d9: evicted"
+    labels = p.locator("#timeline .row-label").all_inner_texts()
+    assert [label.split()[0] for label in labels] == [
+        "task",
+        "infrastructure",
+        "prober",
+    ]
+    box = p.locator("#first-failure-mark").bounding_box()
+    assert box is not None
+    p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(p.locator("#tooltip")).to_contain_text("infra.kubernetes.pod.evicted")
+    p.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(p.locator("#call-detail")).to_contain_text('"reason": "Evicted"')
     page.clean()

@@ -507,7 +507,7 @@
       const d = first.data;
       const label = first.kind === "call"
         ? `${d.block}.${d.method}: ${d.error_type || "failed"}`
-        : `${d.event}: ${d.resource && d.resource.id ? d.resource.id : d.resource || ""}`;
+        : d.summary || d.event;
       const button = el("button", { type: "button", id: "first-failure", title: "Show the first failure" }, label);
       button.addEventListener("click", () => {
         chart.reveal(d);
@@ -769,7 +769,7 @@
       const infra = (data.infrastructure || []).map((i) => {
         const start = (parseTime(i.occurred) ?? t0) - t0;
         end = Math.max(end, start);
-        return { kind: "infra", data: i, start, end: start };
+        return { kind: "infra", data: i, start, end: start, lane: 0 };
       });
       for (const c of calls) if (c.end === null) c.end = Math.max(end, c.start); // running
       this.span = Math.max(end, 1);
