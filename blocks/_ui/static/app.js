@@ -500,7 +500,7 @@
     app.appendChild(el("div", { className: "run-body" }, chartCard, detail));
 
     const chart = new Gantt(chartCard, data, {
-      onSelect: (item) => showDetail(detail, item, run, signal),
+      onSelect: (item) => showDetail(detail, item, run, signal, chart),
     });
     const first = chart.firstFailure;
     if (first) {
@@ -523,7 +523,7 @@
   }
 
   // The detail panel: what the timeline knows at once, then the stored event.
-  function showDetail(panel, item, run, signal) {
+  function showDetail(panel, item, run, signal, chart) {
     clear(panel);
     const isCall = item.kind === "call";
     const data = item.data;
@@ -538,7 +538,7 @@
           el("span", { className: "muted" }, "  " + formatOffset(item.start))),
         el("dt", null, "duration"), el("dd", null, data.duration_ms === null ? "still running" : formatDuration(data.duration_ms)),
         data.task_run_name || data.task_run_id ? [el("dt", null, "task run"), el("dd", null, data.task_run_name || data.task_run_id)] : null,
-        data.caller ? [el("dt", null, "called from"), el("dd", { className: "mono" }, data.caller)] : null,
+        data.caller ? [el("dt", null, "called from"), el("dd", null, callerLink(data.caller, chart))] : null,
         data.error_type ? [el("dt", null, "error"), el("dd", { className: "mono outcome-failed" }, data.error_type)] : null));
       if (data.error_message) {
         panel.appendChild(el("pre", { className: "error-message" }, data.error_message));
@@ -594,6 +594,20 @@
       outcome = (await api(`/api/events/${encodeURIComponent(data.outcome_event_id)}`, signal)).event;
     }
     return [body.event, outcome];
+  }
+
+  // The call that made this one, as a button that selects it on the chart.
+  function callerLink(eventId, chart) {
+    const caller = chart && chart.callByEvent(eventId);
+    if (!caller) return el("span", { className: "mono" }, eventId);
+    const d = caller.data;
+    return el("button", {
+      type: "button", className: "link",
+      onclick: () => {
+        chart.reveal(d);
+        chart.select(caller);
+      },
+    }, `${d.block}.${d.method}`);
   }
 
   function resourceText(resource) {
@@ -690,6 +704,10 @@
         el("button", { type: "button", title: "Zoom in (+)", "aria-label": "Zoom in", onclick: () => this.zoomBy(2) }, "+"),
         el("button", { type: "button", title: "The whole run (0)", onclick: () => this.fit() }, "Fit"),
         this.zoomLabel,
+        this.failures.length > 1 ? [
+          el("button", { type: "button", title: "The previous failure", onclick: () => this.stepFailure(-1) }, "◀ failure"),
+          el("button", { type: "button", title: "The next failure", onclick: () => this.stepFailure(1) }, "failure ▶"),
+        ] : null,
         el("span", { className: "legend" },
           el("span", null, el("span", { className: "swatch ok" }), "succeeded"),
           el("span", null, el("span", { className: "swatch fail" }), "failed"),
@@ -712,6 +730,10 @@
       card.appendChild(tools);
       card.appendChild(this.root);
       this.buildLabels();
+      if (!this.rows.length) {
+        this.body.appendChild(el("p", { className: "muted chart-empty" },
+          "No call of this run is stored yet."));
+      }
 
       if (this.firstFailure) {
         this.mark = el("div", { id: "first-failure-mark", "aria-hidden": "true" });
@@ -906,6 +928,14 @@
       this.mark.style.height = `${r.h + 8}px`;
     }
 
+    callByEvent(eventId) {
+      for (const row of this.rows) {
+        if (row.kind !== "block") continue;
+        for (const lane of row.lanes) for (const item of lane) if (item.data.event_id === eventId) return item;
+      }
+      return null;
+    }
+
     findItem(data) {
       for (const row of this.rows) for (const lane of row.lanes) for (const item of lane) if (item.data === data) return item;
       return null;
@@ -924,6 +954,23 @@
         s.scrollTop = Math.max(0, r.y - this.viewH / 3);
       }
       this.schedule();
+    }
+
+    // Selects the failure before or after the selected item, in time order.
+    stepFailure(direction) {
+      if (!this.failures.length) return;
+      const at = this.selected ? this.selected.start : direction > 0 ? -Infinity : Infinity;
+      const current = this.failures.indexOf(this.selected);
+      let next;
+      if (current !== -1) {
+        next = this.failures[(current + direction + this.failures.length) % this.failures.length];
+      } else if (direction > 0) {
+        next = this.failures.find((item) => item.start > at) || this.failures[0];
+      } else {
+        next = [...this.failures].reverse().find((item) => item.start < at) || this.failures[this.failures.length - 1];
+      }
+      this.reveal(next.data);
+      this.select(next);
     }
 
     select(data) {
