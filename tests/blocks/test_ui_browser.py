@@ -235,10 +235,17 @@ def test_runs_list_shows_the_failed_run(served: Served, page: Watched) -> None:
     good = page.page.locator(f'#runs-table tr.run[data-run-id="{served.story.good}"]')
     assert "failed" not in (good.get_attribute("class") or "")
     assert good.locator("td.first-failure").inner_text() == ""
+    page.page.locator("#filter-name").fill("nothing-*")
+    expect(page.page.locator("#runs-table tr.run")).to_have_count(0)
+    expect(page.page.locator("#runs-table")).to_contain_text("No run matches")
+    page.page.locator("#filter-name").fill("daily-*")
+    expect(page.page.locator("#runs-table tr.run")).to_have_count(2)
+    page.page.locator("#filter-since").select_option("1h")
+    expect(page.page.locator("#runs-table tr.run")).to_have_count(2)
     page.page.locator("#filter-failed").check()
     expect(page.page.locator("#runs-table tr.run:not(.failed)")).to_have_count(0)
     expect(bad).to_be_visible()
-    assert "failed=true" in page.page.url
+    assert page.page.url.endswith("#/?name=daily-*&failed=true&since=1h")
     page.clean()
 
 
