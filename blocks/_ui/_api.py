@@ -23,7 +23,8 @@ from blocks._documents.store import DocumentStore
 from blocks._ui import _params as params
 from blocks._ui._documents import saved_documents
 from blocks._ui._json import (
-    call_json,
+    calls_json_text,
+    dumps,
     event_json,
     infra_json,
     iso,
@@ -49,9 +50,6 @@ RUNS_LIMIT = 50
 RUNS_MOST = 500
 # At most this many infrastructure events of one run are shown.
 INFRA_SHOWN = 1000
-# A call's outcome is looked for among this many later calls of its resource
-# and method (the timeline names it directly: a call's outcome_event_id).
-OUTCOME_SEARCH = 2000
 
 Handler = Callable[[Request], Response]
 
@@ -70,7 +68,10 @@ class Api:
 
         def handle(request: Request) -> Response:
             try:
-                return json_response(answer(request))
+                data = answer(request)
+                if isinstance(data, Response):
+                    return data
+                return json_response(data)
             except RunLookupError as exc:
                 return json_response(
                     {
@@ -128,7 +129,7 @@ class Api:
                 return str(event.follows or event.id)
         return None
 
-    def timeline(self, request: Request) -> dict[str, Any]:
+    def timeline(self, request: Request) -> Response:
         """``GET /api/runs/{ref}/timeline``: calls, task bands, infrastructure."""
         store = self.store
         found = store.find_run(request.path_params["ref"])
@@ -137,13 +138,16 @@ class Api:
             flow_run=found.id, name=f"{INFRA_PREFIX}*", limit=INFRA_SHOWN
         )
         first = _first_failure(calls, infra)
-        return {
-            "run": run_json(found, first),
-            "calls": [call_json(c) for c in calls],
-            "tasks": _tasks(calls),
-            "infrastructure": [infra_json(e) for e in infra],
-            "first_failure": first,
-        }
+        # The calls' text is written directly (see calls_json_text); the rest is
+        # small and goes through the encoder.
+        body = (
+            f'{{"run":{dumps(run_json(found, first))},'
+            f'"calls":{calls_json_text(calls)},'
+            f'"tasks":{dumps(_tasks(calls))},'
+            f'"infrastructure":{dumps([infra_json(e) for e in infra])},'
+            f'"first_failure":{dumps(first)}}}'
+        )
+        return Response(body.encode(), media_type="application/json")
 
     # -- events ----------------------------------------------------------------
 
@@ -161,28 +165,11 @@ class Api:
             raise _NotFound(f"No event with id {event_id!r} is stored.")
         outcome = None
         if found.event.endswith(".started"):
-            outcome = self._outcome_of(found)
+            outcome = self.store.outcome_of(found)
         return {
             "event": event_json(found),
             "outcome": None if outcome is None else event_json(outcome),
         }
-
-    def _outcome_of(self, started: Event) -> Event | None:
-        """The ``succeeded``/``failed`` event that follows ``started``, if stored.
-
-        Read from the call's resource from the call's start on: the outcome is
-        among the resource's next events.
-        """
-        base = started.event.rpartition(".")[0]
-        for event in self.store.events(
-            resource_id=started.resource.id,
-            name=f"{base}.*",
-            since=started.occurred,
-            limit=OUTCOME_SEARCH,
-        ):
-            if event.follows == started.id:
-                return event
-        return None
 
     # -- blocks ----------------------------------------------------------------
 

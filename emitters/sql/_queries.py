@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -47,7 +46,7 @@ Moment = datetime | timedelta
 """A point in time: an aware datetime, or a timedelta meaning that long ago."""
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_PHASES = ("started", "succeeded", "failed")
+_OUTCOMES = (".succeeded", ".failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,10 +353,6 @@ def block_events(
     return merged if limit is None else merged[:limit]
 
 
-def _block_label(row: Any) -> str:
-    return block_label(row.resource_id, row.resource_name, row.block_type)
-
-
 def _caller_and_task(related_json: str) -> tuple[str | None, str | None, str | None]:
     caller = task_id = task_name = None
     for related in json.loads(related_json):
@@ -370,9 +365,43 @@ def _caller_and_task(related_json: str) -> tuple[str | None, str | None, str | N
     return caller, task_id, task_name
 
 
+def _dashed(hex_id: str) -> str:
+    """A stored id (32 hex digits) in the UUID's text form; faster than ``UUID``."""
+    h = hex_id
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# What the store writes for an outcome whose payload is its duration alone.
+_DURATION_ONLY = re.compile(r'^\{"duration_ms":(-?[0-9.eE+-]+)\}$')
+
+
+def _outcome_detail(
+    payload_json: str,
+) -> tuple[float | None, str | None, str | None]:
+    """An outcome payload's duration, error type and error message."""
+    plain = _DURATION_ONLY.match(payload_json)
+    if plain is not None:
+        return float(plain.group(1)), None, None
+    payload = json.loads(payload_json)
+    raw = payload.get("duration_ms")
+    duration = float(raw) if isinstance(raw, int | float) else None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return duration, error.get("type"), error.get("message")
+    return duration, None, None
+
+
 def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
-    """Return the flow run's calls, each ``started`` paired with its outcome."""
+    """Return the flow run's calls, each ``started`` paired with its outcome.
+
+    A run of 10,000 calls must answer in well under 200 ms, so the rows come as
+    tuples, each ``started`` event brings its related resources (not its empty
+    payload) and each outcome its payload (not its related resources), and the
+    parts that repeat from call to call (the related resources' JSON, a block's
+    label) are read once.
+    """
     t = events_table.c
+    started_row = t.follows.is_(None)
     rows: Sequence[Any] = conn.execute(
         sa.select(
             t.id,
@@ -382,63 +411,84 @@ def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
             t.resource_name,
             t.block_type,
             t.follows,
-            t.related,
-            t.payload,
+            sa.case((started_row, t.related), else_=sa.null()),
+            sa.case((started_row, sa.null()), else_=t.payload),
         )
-        .where(
-            t.flow_run_id == flow_run_id,
-            sa.or_(*(t.event.like(f"%.{phase}") for phase in _PHASES)),
-        )
-        .order_by(t.occurred_us, t.id)
+        # Every event of the run (the few that are not calls are left out below,
+        # cheaper than by name in SQL), by time alone as the index gives them:
+        # ties are put in order at the end.
+        .where(t.flow_run_id == flow_run_id)
+        .order_by(t.occurred_us)
     ).all()
-    outcomes = {row.follows: row for row in rows if row.follows is not None}
+    outcomes: dict[str, Any] = {}
     started_ids: set[str] = set()
-    calls: list[CallRecord] = []
     for row in rows:
-        base, _, phase = row.event.rpartition(".")
-        method = base.rpartition(".")[2]
-        if phase == "started":
-            started_ids.add(row.id)
-            calls.append(_record(row, method, row, outcomes.get(row.id)))
-        elif row.follows is not None and row.follows not in started_ids:
+        if row[6] is not None:
+            if row[2].endswith(_OUTCOMES):
+                outcomes[row[6]] = row
+        elif row[2].endswith(".started"):
+            started_ids.add(row[0])
+    pairs: list[tuple[Any, Any]] = []
+    for row in rows:
+        if row[6] is None:
+            if row[0] in started_ids:
+                pairs.append((row, outcomes.get(row[0])))
+        elif row[6] not in started_ids and row[2].endswith(_OUTCOMES):
             # An outcome whose started event was not stored (a full queue dropped
             # it, or it was pruned): the call still shows, dated by its duration.
-            calls.append(_record(row, method, None, row))
+            pairs.append((None, row))
+    orphans = [outcome[0] for started, outcome in pairs if started is None]
+    related_of: dict[str, str] = {}
+    if orphans:
+        for start in range(0, len(orphans), 500):
+            related_of.update(
+                conn.execute(
+                    sa.select(t.id, t.related).where(
+                        t.id.in_(orphans[start : start + 500])
+                    )
+                ).all()
+            )
+    contexts: dict[str, tuple[str | None, str | None, str | None]] = {}
+    labels: dict[tuple[str, str | None, str | None], str] = {}
+    methods: dict[str, str] = {}
+    calls: list[CallRecord] = []
+    for started, outcome in pairs:
+        row = started if started is not None else outcome
+        related_json = row[7] if started is not None else related_of[row[0]]
+        context = contexts.get(related_json)
+        if context is None:
+            context = contexts[related_json] = _caller_and_task(related_json)
+        where = (row[3], row[4], row[5])
+        label = labels.get(where)
+        if label is None:
+            label = labels[where] = block_label(*where)
+        method = methods.get(row[2])
+        if method is None:
+            method = methods[row[2]] = row[2].rpartition(".")[0].rpartition(".")[2]
+        duration = error_type = error_message = None
+        state: Literal["succeeded", "failed", "running"] = "running"
+        if outcome is not None:
+            duration, error_type, error_message = _outcome_detail(outcome[8])
+            state = "failed" if outcome[2].endswith(".failed") else "succeeded"
+        if started is not None:
+            start_us = started[1]
+        else:
+            start_us = outcome[1] - round((duration or 0.0) * 1000)
+        calls.append(
+            CallRecord(
+                event_id=_dashed(row[0]),
+                block=label,
+                method=method,
+                started=from_micros(start_us),
+                duration_ms=duration,
+                outcome=state,
+                error_type=error_type,
+                error_message=error_message,
+                caller=context[0],
+                task_run_id=context[1],
+                task_run_name=context[2],
+                outcome_event_id=None if outcome is None else _dashed(outcome[0]),
+            )
+        )
     calls.sort(key=lambda c: (c.started, c.event_id))
     return calls
-
-
-def _record(row: Any, method: str, started: Any, outcome: Any) -> CallRecord:
-    duration: float | None = None
-    error_type = error_message = None
-    state: Literal["succeeded", "failed", "running"] = "running"
-    if outcome is not None:
-        payload = json.loads(outcome.payload)
-        raw = payload.get("duration_ms")
-        duration = float(raw) if isinstance(raw, int | float) else None
-        state = "failed" if outcome.event.endswith(".failed") else "succeeded"
-        error = payload.get("error")
-        if isinstance(error, dict):
-            error_type = error.get("type")
-            error_message = error.get("message")
-    if started is not None:
-        start = from_micros(started.occurred_us)
-        event_id = str(UUID(hex=started.id))
-    else:
-        start = from_micros(outcome.occurred_us - round((duration or 0.0) * 1000))
-        event_id = str(UUID(hex=outcome.id))
-    caller, task_id, task_name = _caller_and_task(row.related)
-    return CallRecord(
-        event_id=event_id,
-        block=_block_label(row),
-        method=method,
-        started=start,
-        duration_ms=duration,
-        outcome=state,
-        error_type=error_type,
-        error_message=error_message,
-        caller=caller,
-        task_run_id=task_id,
-        task_run_name=task_name,
-        outcome_event_id=None if outcome is None else str(UUID(hex=outcome.id)),
-    )

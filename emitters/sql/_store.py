@@ -710,6 +710,36 @@ class SQLEventStore(Emitter):
             ).first()
         return None if row is None else event_from_row(row)
 
+    def outcome_of(self, started: Event) -> Event | None:
+        """Return the ``succeeded`` or ``failed`` event of a call, or None.
+
+        Args:
+            started: The call's ``started`` event (as :meth:`event` returns it).
+
+        The outcome is looked for from the call's start on, among the events of
+        its flow run (of its resource, outside any run): the next few rows, for
+        any call but a long one in a busy run.
+        """
+        t = events_table.c
+        runs = started.related_by_role("flow-run")
+        scope = (
+            t.flow_run_id == runs[0].id.removeprefix("flow-run.")
+            if runs
+            else t.resource_id == started.resource.id
+        )
+        query = (
+            sa.select(events_table)
+            .where(
+                scope,
+                t.occurred_us >= moment_micros(started.occurred, "occurred"),
+                t.follows == started.id.hex,
+            )
+            .limit(1)
+        )
+        with self._reading() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else event_from_row(row)
+
     def blocks(self) -> list[BlockSummary]:
         """Return every block the stored events involve, by type and name.
 

@@ -668,3 +668,54 @@ def _any_event() -> Any:
         event="x.happened",
         resource=Resource(id="x"),
     )
+
+
+def test_the_timelines_written_json_is_the_encoders() -> None:
+    """The calls' JSON written directly parses to what the encoder writes for the
+    same calls, with quotes, control characters, non-ASCII text and markup."""
+    from blocks._ui._json import call_json, calls_json_text
+    from emitters.sql import CallRecord
+
+    at = datetime(2024, 6, 1, 2, 13, 7, 412000, tzinfo=UTC)
+    odd = 'a "quoted" \\ back\nslash\t\u2028 café 🚀 </script><script>x()</script>'
+    calls = [
+        CallRecord(
+            event_id=str(uuid.uuid4()),
+            block=f"ui-shelf/{odd}",
+            method="read",
+            started=at,
+            duration_ms=12.5,
+            outcome="failed",
+            error_type="builtins.KeyError",
+            error_message=odd,
+            caller=str(uuid.uuid4()),
+            task_run_id=odd,
+            task_run_name=odd,
+            outcome_event_id=str(uuid.uuid4()),
+        ),
+        CallRecord(
+            event_id=str(uuid.uuid4()),
+            block="secret",
+            method="get",
+            started=at + timedelta(microseconds=1),
+            duration_ms=None,
+            outcome="running",
+            error_type=None,
+            error_message=None,
+            caller=None,
+        ),
+        CallRecord(
+            event_id=str(uuid.uuid4()),
+            block="ui-login/prod",
+            method="check",
+            started=at,
+            duration_ms=3,  # an int, as an older payload may hold
+            outcome="succeeded",
+            error_type=None,
+            error_message=None,
+            caller=None,
+        ),
+    ]
+    text = calls_json_text(calls)
+    assert json.loads(text) == [call_json(c) for c in calls]
+    assert json.loads(calls_json_text([])) == []
