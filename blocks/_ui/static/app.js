@@ -335,6 +335,7 @@
     app.appendChild(more);
 
     let seen = null; // run ids of the previous answer: new ones are highlighted
+    let shownSignature = null;
     let timer = null;
     let controller = null;
     let stopped = false;
@@ -364,6 +365,7 @@
       const hash = "#/" + (params.toString() ? "?" + params.toString() : "");
       history.replaceState(null, "", hash);
       seen = null;
+      shownSignature = null;
       load();
     }
 
@@ -412,6 +414,16 @@
         const body = await api("/api/runs?" + params.toString(), controller.signal);
         if (stopped) return;
         clear(banner);
+        setStatus("updated " + formatClock(new Date()));
+        shown.textContent = plural(body.runs.length, "run") + " shown";
+        more.hidden = body.runs.length < limit || limit >= 500;
+        // An answer like the last one leaves the rows (and the focus) alone.
+        const signature = JSON.stringify(body.runs);
+        if (signature === shownSignature) {
+          timer = setTimeout(tick, POLL_MS);
+          return;
+        }
+        shownSignature = signature;
         const ids = new Set(body.runs.map((run) => run.id));
         clear(tbody);
         for (const run of body.runs) tbody.appendChild(row(run, seen !== null && !seen.has(run.id)));
@@ -422,9 +434,6 @@
               : "No runs yet: runs appear here as soon as a flow run's events reach the store.")));
         }
         seen = ids;
-        shown.textContent = plural(body.runs.length, "run") + " shown";
-        more.hidden = body.runs.length < limit || limit >= 500;
-        setStatus("updated " + formatClock(new Date()));
       } catch (err) {
         if (err.name === "AbortError" || stopped) return;
         clear(banner);
