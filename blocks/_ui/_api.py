@@ -134,9 +134,11 @@ class Api:
         store = self.store
         found = store.find_run(request.path_params["ref"])
         calls = store.timeline(found.id)
-        infra = store.events(
-            flow_run=found.id, name=f"{INFRA_PREFIX}*", limit=INFRA_SHOWN
-        )
+        infra: list[Event] = []
+        if found.infrastructure_events:  # the summary says whether to look
+            infra = store.events(
+                flow_run=found.id, name=f"{INFRA_PREFIX}*", limit=INFRA_SHOWN
+            )
         first = _first_failure(calls, infra)
         # The calls' text is written directly (see calls_json_text); the rest is
         # small and goes through the encoder.

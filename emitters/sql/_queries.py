@@ -7,7 +7,6 @@ involved a document (as the resource, or as a related ``nested-block``) by flow 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -366,28 +365,17 @@ def _caller_and_task(related_json: str) -> tuple[str | None, str | None, str | N
     return caller, task_id, task_name
 
 
-def _dashed(hex_id: str) -> str:
-    """A stored id (32 hex digits) in the UUID's text form; faster than ``UUID``."""
-    h = hex_id
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 # What the store writes for an outcome whose payload is its duration alone:
 # '{"duration_ms":12.5}'.
 _DURATION_ONLY = '{"duration_ms":'
+_DURATION_AT = len(_DURATION_ONLY)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _outcome_detail(
     payload_json: str,
 ) -> tuple[float | None, str | None, str | None]:
     """An outcome payload's duration, error type and error message."""
-    if (
-        payload_json.startswith(_DURATION_ONLY)
-        and payload_json.endswith("}")
-        and "," not in payload_json
-    ):
-        with contextlib.suppress(ValueError):
-            return float(payload_json[len(_DURATION_ONLY) : -1]), None, None
     payload = json.loads(payload_json)
     raw = payload.get("duration_ms")
     duration = float(raw) if isinstance(raw, int | float) else None
@@ -433,22 +421,19 @@ def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
     rows: Sequence[Any] = cursor.fetchall()
     result.close()
     outcomes: dict[str, Any] = {}
-    started_ids: set[str] = set()
-    for row in rows:
-        if row[6] is not None:
-            if row[2].endswith(_OUTCOMES):
-                outcomes[row[6]] = row
-        elif row[2].endswith(".started"):
-            started_ids.add(row[0])
-    pairs: list[tuple[Any, Any]] = []
+    started_rows: list[Any] = []
     for row in rows:
         if row[6] is None:
-            if row[0] in started_ids:
-                pairs.append((row, outcomes.get(row[0])))
-        elif row[6] not in started_ids and row[2].endswith(_OUTCOMES):
-            # An outcome whose started event was not stored (a full queue dropped
-            # it, or it was pruned): the call still shows, dated by its duration.
-            pairs.append((None, row))
+            if row[2].endswith(".started"):
+                started_rows.append(row)
+        elif row[2].endswith(_OUTCOMES):
+            outcomes[row[6]] = row
+    pairs: list[tuple[Any, Any]] = [
+        (row, outcomes.pop(row[0], None)) for row in started_rows
+    ]
+    # Outcomes whose started event was not stored (a full queue dropped it, or it
+    # was pruned): the call still shows, dated by its duration.
+    pairs += [(None, outcome) for outcome in outcomes.values()]
     orphans = [outcome[0] for started, outcome in pairs if started is None]
     related_of: dict[str, str] = {}
     if orphans:
@@ -477,21 +462,31 @@ def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
         method = methods.get(row[2])
         if method is None:
             method = methods[row[2]] = row[2].rpartition(".")[0].rpartition(".")[2]
-        duration = error_type = error_message = None
+        duration = error_type = error_message = outcome_id = None
         state: Literal["succeeded", "failed", "running"] = "running"
         if outcome is not None:
-            duration, error_type, error_message = _outcome_detail(outcome[8])
+            payload = outcome[8]
+            try:
+                # The usual payload, read without the JSON decoder.
+                if not payload.startswith(_DURATION_ONLY) or "," in payload:
+                    raise ValueError
+                duration = float(payload[_DURATION_AT:].rstrip("}"))
+            except ValueError:
+                duration, error_type, error_message = _outcome_detail(payload)
             state = "failed" if outcome[2].endswith(".failed") else "succeeded"
+            h = outcome[0]
+            outcome_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         if started is not None:
             start_us = started[1]
         else:
             start_us = outcome[1] - round((duration or 0.0) * 1000)
+        h = row[0]
         calls.append(
             CallRecord(
-                event_id=_dashed(row[0]),
+                event_id=f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
                 block=label,
                 method=method,
-                started=from_micros(start_us),
+                started=_EPOCH + timedelta(microseconds=start_us),
                 duration_ms=duration,
                 outcome=state,
                 error_type=error_type,
@@ -499,7 +494,7 @@ def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
                 caller=context[0],
                 task_run_id=context[1],
                 task_run_name=context[2],
-                outcome_event_id=None if outcome is None else _dashed(outcome[0]),
+                outcome_event_id=outcome_id,
             )
         )
     calls.sort(key=lambda c: (c.started, c.event_id))
