@@ -638,7 +638,7 @@ def test_an_empty_postgresql_database_fails_at_start(postgres_url: str) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
 def test_a_read_only_store_refuses_every_write(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -646,7 +646,9 @@ def test_a_read_only_store_refuses_every_write(
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'events.db'}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue(
+            "postgres_url" if backend == "postgresql" else "mysql_url"
+        )
     writer = SQLEventStore(url)
     writer.events()  # the tables
     reader = SQLEventStore(url, read_only=True)
