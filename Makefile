@@ -17,7 +17,8 @@ BENCH_QUICK := \
 	"bench_http.py --calls 2000 --repeats 1" \
 	"bench_memory.py --calls 200000" \
 	"bench_nats.py --workers 2 --events 1000" \
-	"bench_store.py --calls 2000 --repeats 1"
+	"bench_store.py --calls 2000 --repeats 1" \
+	"bench_ui.py --events 20000 --runs 200 --repeats 1"
 
 .PHONY: all lint format types tests docs wheel bench
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,7 +89,7 @@ _DRIVER_EXTRAS = {
 }
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, read_only: bool) -> Engine:
     try:
         parsed = make_url(url)
     except Exception:
@@ -102,6 +104,8 @@ def _create_engine(url: str) -> Engine:
     extra = _DRIVER_EXTRAS.get(backend, (None, None))[1]
     try:
         if backend == "sqlite":
+            if read_only:
+                return _sqlite_reader(parsed)
             return _sqlite_engine(parsed)
         options: dict[str, Any] = {}
         # A server that accepts connections and never answers must not hang the
@@ -115,14 +119,20 @@ def _create_engine(url: str) -> Engine:
             wanted["write_timeout"] = STATEMENT_TIMEOUT_S
         elif backend == "postgresql":
             wanted["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}"
+            if read_only:
+                # The server refuses any write in these sessions.
+                wanted["options"] += " -c default_transaction_read_only=on"
         connect_args = {k: v for k, v in wanted.items() if k not in parsed.query}
-        return sa.create_engine(
+        engine = sa.create_engine(
             parsed,
             hide_parameters=True,
             pool_pre_ping=True,
             connect_args=connect_args,
             **options,
         )
+        if read_only and backend in ("mysql", "mariadb"):
+            _refuse_writes(engine)
+        return engine
     except NoSuchModuleError:
         raise DatabaseURLError(
             f"{mask_url(url)} names a database that SQLAlchemy does not know "
@@ -138,6 +148,58 @@ def _create_engine(url: str) -> Engine:
 
 READ_ONLY = "eventblocks_read_only"
 """An execution option: this connection only reads (on SQLite, no write lock)."""
+
+
+def _refuse_writes(engine: Engine) -> None:
+    """Make every session of a MySQL/MariaDB engine refuse writes."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        cursor.close()
+
+
+def _sqlite_reader(parsed: sa.URL) -> Engine:
+    """An engine that opens the SQLite file read-only (``mode=ro``).
+
+    Nothing is created: not the file, not its folder, and no table. The journal
+    mode is left as the writers set it (WAL), so readers and writers still do not
+    wait for each other.
+    """
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise DatabaseURLError(
+            f"{mask_url(parsed)} is not a SQLite file that can be opened "
+            "read-only; give the path of the database file."
+        )
+    path = Path(database).expanduser().resolve()
+    if not path.is_file():
+        raise DatabaseURLError(
+            f"There is no SQLite database at {path} ({mask_url(parsed)}): nothing "
+            "has written events there yet, or the path is wrong."
+        )
+    target = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False)
+
+    engine = sa.create_engine("sqlite://", creator=connect, hide_parameters=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        # Belt and braces beside mode=ro: SQLite refuses any write statement.
+        cursor.execute("PRAGMA query_only = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 def _sqlite_engine(parsed: sa.URL) -> Engine:
@@ -177,7 +239,7 @@ def _sqlite_engine(parsed: sa.URL) -> Engine:
     return engine
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
 _engines_lock = threading.Lock()
 
 
@@ -190,12 +252,18 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def engine_for(url: str) -> Engine:
-    """Return the engine for ``url``, created once per process."""
+def engine_for(url: str, *, read_only: bool = False) -> Engine:
+    """Return the engine for ``url``, created once per process.
+
+    With ``read_only``, a second engine whose sessions cannot write: a SQLite file
+    is opened with ``mode=ro`` (and must exist), PostgreSQL sessions start with
+    ``default_transaction_read_only``, MySQL/MariaDB sessions are ``READ ONLY``.
+    """
+    key = (url, read_only)
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            engine = _engines[url] = _create_engine(url)
+            engine = _engines[key] = _create_engine(url, read_only)
         return engine
 
 

@@ -154,6 +154,30 @@ def test_runs_benchmark_reports_every_query_and_ratio() -> None:
     assert ratios["runs_ls_vs_goal"] == ms["runs_ls"] / 20.0
 
 
+def test_ui_benchmark_times_every_route_against_the_budget() -> None:
+    """bench_ui.py fills a store through its writer, times each API route through
+    the ASGI app, and prints each ratio to the 200 ms budget."""
+    result = _run("bench_ui.py", "--events", "20000", "--runs", "200", "--repeats", "1")
+    assert result["runs"] == 200
+    assert 19_000 <= result["events"] <= 20_000
+    assert result["big_calls"] == 200
+    assert result["timeline_calls"] == 200
+    assert result["timeline_tasks"] == 10
+    assert result["timeline_infrastructure"] == 2
+    assert result["event_has_outcome"] is True
+    assert result["block_runs_rows"] > 0
+    ms = result["median_ms"]
+    assert isinstance(ms, dict)
+    assert set(ms) == {
+        "runs", "runs_failed_name", "run_big", "timeline_big", "blocks",
+        "block_runs", "event",
+    }  # fmt: skip
+    assert all(isinstance(v, float) and v > 0 for v in ms.values())
+    ratios = result["ratios"]
+    assert isinstance(ratios, dict)
+    assert ratios["timeline_big_vs_budget"] == ms["timeline_big"] / 200.0
+
+
 def test_secret_benchmark_reports_flat_ratios_and_release() -> None:
     """bench_secrets.py measures each size, prints ratios, and sees secrets released."""
     result = _run("bench_secrets.py", "--sizes", "0,200,2000", "--repeats", "20")

@@ -19,6 +19,10 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 # Examples that run a Prefect flow use the test run's Prefect server.
 PREFECT_EXAMPLES = {"prefect_flow.py"}
 
+# Arguments that make an example end on its own: the web page example otherwise
+# serves until Ctrl-C.
+EXAMPLE_ARGS = {"web_ui.py": ["--check"]}
+
 
 def run_script(
     script: Path, env: dict[str, str] | None = None
@@ -33,7 +37,7 @@ def run_script(
             or not key.startswith(("EVENTBLOCKS_", "PREFECT_", "AIRFLOW_CTX_"))
         }
     return subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), *EXAMPLE_ARGS.get(script.name, [])],
         capture_output=True,
         text=True,
         timeout=120 if script.name in PREFECT_EXAMPLES else 60,
@@ -169,3 +173,25 @@ def test_ecs_observer_example_puts_the_stop_on_the_run() -> None:
     stop = next(i for i, line in enumerate(lines) if "infra.ecs.task.stopped" in line)
     assert any("block.aws-credentials.get_client" in line for line in lines[:stop])
     assert module_constant(script, "STOPPED_REASON") in lines[stop + 1]
+
+
+def test_web_ui_example_serves_the_page_and_its_api() -> None:
+    """examples/web_ui.py --check starts eventblocks ui over its story's store: the
+    page answers with its CSP, the API lists the three runs latest first with the
+    failed one's first failure, and the server stops with status 0."""
+    result = run_script(EXAMPLES / "web_ui.py")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "GET / -> 200 text/html" in out
+    assert "Content-Security-Policy: default-src 'self'; script-src 'self';" in out
+    runs = out.split("3 runs, latest first:", 1)[1].strip().splitlines()[:3]
+    assert runs[0].endswith(
+        "2 calls, 1 failed  first failure inventory/shop.stock: LookupError"
+    )
+    assert [run.split()[-3:] for run in runs[1:]] == [
+        ["calls,", "0", "failed"],
+        ["calls,", "0", "failed"],
+    ]
+    assert "last error LookupError: unknown product 'saucer'" in out
+    assert "eventblocks ui stopped with status 0" in out
+    assert "inv-token-not-shown" not in out + result.stderr

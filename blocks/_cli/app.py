@@ -34,6 +34,7 @@ from blocks._cli.observe import observe_app
 from blocks._cli.output import help_without_command
 from blocks._cli.runs import runs_app
 from blocks._cli.types import register, type_app
+from blocks._cli.ui import serve_ui
 from blocks._errors import BlockError, BlockValidationError
 from emitters._sdk import package_version, redact_text
 
@@ -95,6 +96,7 @@ app.command("delete")(delete_document)
 app.add_typer(events_app)
 app.add_typer(runs_app)
 app.add_typer(observe_app)
+app.command("ui")(serve_ui)
 
 
 def _one_line(message: str) -> str:

@@ -8,10 +8,20 @@ keeps a summary of each flow run (:class:`RunSummary`) as its events are written
 
 from emitters.sql._store import (
     BlockRunSummary,
+    BlockSummary,
     CallRecord,
     RunFailure,
+    RunLookupError,
     RunSummary,
     SQLEventStore,
 )
 
-__all__ = ["BlockRunSummary", "CallRecord", "RunFailure", "RunSummary", "SQLEventStore"]
+__all__ = [
+    "BlockRunSummary",
+    "BlockSummary",
+    "CallRecord",
+    "RunFailure",
+    "RunLookupError",
+    "RunSummary",
+    "SQLEventStore",
+]

@@ -17,10 +17,37 @@ from emitters.sql._queries import like_pattern
 from emitters.sql._runs import RunSummary, summary_from_row
 from emitters.sql._tables import runs_table
 
-__all__ = ["MIN_PREFIX", "find_run", "get_run", "list_runs"]
+__all__ = ["MIN_PREFIX", "RunLookupError", "find_run", "get_run", "list_runs"]
 
 MIN_PREFIX = 6
 _SHOWN = 5  # candidates named in an error
+
+
+class RunLookupError(LookupError):
+    """No stored run matches a reference, or its id part matches several runs.
+
+    The message says what was tried and names the candidates.
+
+    Attributes:
+        ref: The reference as it was given.
+        ambiguous: True when several runs match, False when none does.
+        candidates: The runs the message names: those that match an ambiguous
+            reference, else the runs of names close to it, else the latest runs
+            (at most 5 of each kind).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ref: str,
+        ambiguous: bool,
+        candidates: tuple[RunSummary, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.ambiguous = ambiguous
+        self.candidates = candidates
 
 
 def list_runs(
@@ -31,10 +58,13 @@ def list_runs(
     since_us: int | None,
     source: str | None,
     limit: int | None,
+    until_us: int | None = None,
 ) -> list[RunSummary]:
     """Return run summaries, the latest started first."""
     r = runs_table.c
     query = sa.select(runs_table)
+    if until_us is not None:
+        query = query.where(r.first_us < until_us)
     if name is not None:
         query = query.where(r.name.like(like_pattern(name), escape="\\"))
     if failed is True:
@@ -86,7 +116,7 @@ def find_run(conn: Connection, ref: str) -> RunSummary:
     """Return the run that ``ref`` names (see the module's docstring).
 
     Raises:
-        LookupError: No run matches, or the id part matches several runs; the
+        RunLookupError: No run matches, or the id part matches several runs; the
             message says what was tried and names the candidates.
     """
     text = ref.strip().removeprefix("flow-run.")
@@ -124,9 +154,14 @@ def find_run(conn: Connection, ref: str) -> RunSummary:
             f"{min(len(rows), _SHOWN)} runs: {_describe(rows)}"
             for kind, rows in ambiguous
         ]
-        raise LookupError(
+        raise RunLookupError(
             f"Run {ref!r} is ambiguous: {'; '.join(parts)}. "
-            "Give more of the id, or the full id."
+            "Give more of the id, or the full id.",
+            ref=ref,
+            ambiguous=True,
+            candidates=tuple(
+                summary_from_row(row) for _, rows in ambiguous for row in rows[:_SHOWN]
+            ),
         )
     names = [
         n
@@ -137,11 +172,17 @@ def find_run(conn: Connection, ref: str) -> RunSummary:
     close = difflib.get_close_matches(text, names, n=3, cutoff=0.6)
     if close:
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?"
+        shown = [row for c in close for row in _rows(conn, r.name == c, limit=1)]
     else:
-        latest = _rows(conn)
+        shown = _rows(conn)
         hint = (
-            f" Latest runs: {_describe(latest)}."
-            if latest
+            f" Latest runs: {_describe(shown)}."
+            if shown
             else " The store holds no runs."
         )
-    raise LookupError(f"No run matches {ref!r} (tried: {', '.join(tried)}).{hint}")
+    raise RunLookupError(
+        f"No run matches {ref!r} (tried: {', '.join(tried)}).{hint}",
+        ref=ref,
+        ambiguous=False,
+        candidates=tuple(summary_from_row(row) for row in shown[:_SHOWN]),
+    )

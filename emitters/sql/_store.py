@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
@@ -44,16 +45,18 @@ from emitters._model import Event
 from emitters._settings import database_url
 from emitters.sql._queries import (
     BlockRunSummary,
+    BlockSummary,
     CallRecord,
     Moment,
     block_events,
+    block_summaries,
     event_filters,
     moment_micros,
     parse_block,
 )
 from emitters.sql._queries import runs_for_block as _runs_for_block
 from emitters.sql._queries import timeline as _timeline
-from emitters.sql._run_queries import find_run, get_run, list_runs
+from emitters.sql._run_queries import RunLookupError, find_run, get_run, list_runs
 from emitters.sql._runs import (
     RunFailure,
     RunSummary,
@@ -76,8 +79,10 @@ from emitters.sql._tables import (
 
 __all__ = [
     "BlockRunSummary",
+    "BlockSummary",
     "CallRecord",
     "RunFailure",
+    "RunLookupError",
     "RunSummary",
     "SQLEventStore",
 ]
@@ -129,6 +134,27 @@ def _create_tables(conn: Connection) -> None:
     upgrade_event_tables(conn)
     if summaries_missing(conn):
         rebuild_summaries(conn)
+
+
+def _tables_problem(conn: Connection) -> str | None:
+    """Say why a store opened read-only cannot be read as it is, or None.
+
+    A reader cannot create the tables nor bring an earlier version's up to date.
+    """
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
+    if events_table.name not in present:
+        return f"it holds no event store (no table {events_table.name})"
+    for table in metadata.sorted_tables:
+        if table.name not in present:
+            return f"its event store lacks the table {table.name}"
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in columns]
+        if missing:
+            return f"its table {table.name} lacks the column {missing[0]}"
+    if summaries_missing(conn):
+        return "its run summaries are not built yet"
+    return None
 
 
 class _SqliteInsert:
@@ -241,6 +267,12 @@ class SQLEventStore(Emitter):
         url: A SQLAlchemy database URL; None uses the home database (the
             ``EVENTBLOCKS_DATABASE_URL`` setting, or SQLite in the home folder).
         name: The name it is counted under in ``stats()``.
+        read_only: Only read: create no table and write nothing. A SQLite file
+            is opened read-only (``mode=ro``), PostgreSQL and MySQL/MariaDB
+            sessions refuse writes. The queries work as usual; storing events
+            and :meth:`prune` raise ``PermissionError``. The first query raises
+            ``LookupError`` when the database holds no event store written by
+            this version (the message says why).
 
     Example:
         ```python
@@ -254,10 +286,19 @@ class SQLEventStore(Emitter):
     # A store that fell behind catches up in fewer, larger transactions.
     join_batches_up_to = 4096
 
-    def __init__(self, url: str | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        name: str | None = None,
+        read_only: bool = False,
+    ) -> None:
         super().__init__(name=name)
         self.url: str = url if url is not None else database_url()
         """The database URL (see :attr:`display_url` for one safe to show)."""
+        self.read_only: bool = read_only
+        """Whether the store only reads (see the class's docstring)."""
+        self._checked = False
         self._encoder = RowEncoder()
         self._write_lock = threading.Lock()
         self._statements: tuple[Any, Any] | None = None
@@ -275,11 +316,36 @@ class SQLEventStore(Emitter):
 
     @property
     def engine(self) -> Engine:
-        """The engine for :attr:`url`, with the event tables created."""
+        """The engine for :attr:`url`, with the event tables created (checked, for
+        a read-only store)."""
+        if self.read_only:
+            engine = engine_for(self.url, read_only=True)
+            if not self._checked:
+                self._check(engine)
+            return engine
         engine = engine_for(self.url)
         if self.url not in _ready:
             self._prepare(engine)
         return engine
+
+    def _check(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            problem = _tables_problem(conn)
+        if problem is not None:
+            raise LookupError(
+                f"Cannot read events from {self.display_url}: {problem}. Point it at "
+                "the database that scripts write events to; a store written by an "
+                "earlier version is brought up to date by opening it once for "
+                "writing (eventblocks runs ls does)."
+            )
+        self._checked = True
+
+    def _refuse_writes(self, what: str) -> None:
+        if self.read_only:
+            raise PermissionError(
+                f"This SQLEventStore on {self.display_url} is read-only; it "
+                f"cannot {what}."
+            )
 
     def _prepare(self, engine: Engine) -> None:
         with _ready_lock:
@@ -332,6 +398,7 @@ class SQLEventStore(Emitter):
         """
         if not events:
             return
+        self._refuse_writes("store events")
         with self._write_lock:
             rows, link_rows, runs = self._encoder.rows(events)
         limit = max_statement_bytes(self.engine)
@@ -557,6 +624,7 @@ class SQLEventStore(Emitter):
         since: Moment | None = None,
         source: str | None = None,
         limit: int | None = 50,
+        until: Moment | None = None,
     ) -> list[RunSummary]:
         """Return the stored flow runs, the latest started first.
 
@@ -571,6 +639,7 @@ class SQLEventStore(Emitter):
             source: Runs from this source: ``eventblocks``, ``prefect``,
                 ``airflow`` or ``environment``.
             limit: At most this many runs (None: all of them).
+            until: Runs that started before this moment.
 
         Raises:
             ValueError: An argument is malformed; the message names it.
@@ -582,12 +651,14 @@ class SQLEventStore(Emitter):
         if name is not None and not name:
             raise ValueError("name must be a non-empty glob such as 'nightly-*'")
         since_us = None if since is None else moment_micros(since, "since")
+        until_us = None if until is None else moment_micros(until, "until")
         with self._reading() as conn:
             return list_runs(
                 conn,
                 name=name,
                 failed=failed,
                 since_us=since_us,
+                until_us=until_us,
                 source=source,
                 limit=limit,
             )
@@ -607,13 +678,78 @@ class SQLEventStore(Emitter):
         characters, or a run name (then the latest run of that name).
 
         Raises:
-            LookupError: No run matches, or the id part matches several runs;
-                the message says what was tried and names the candidates.
+            RunLookupError: No run matches, or the id part matches several
+                runs; the message says what was tried and names the candidates
+                (so do its attributes).
         """
         if not isinstance(ref, str):
             raise ValueError(f"ref must be a string, not {type(ref).__name__}")
         with self._reading() as conn:
             return find_run(conn, ref)
+
+    def event(self, event_id: str | UUID) -> Event | None:
+        """Return the stored event with this id, or None.
+
+        Args:
+            event_id: The event's UUID, or its text in any form ``uuid.UUID``
+                reads (with or without hyphens).
+
+        Raises:
+            ValueError: ``event_id`` is not a UUID.
+        """
+        if not isinstance(event_id, UUID):
+            try:
+                event_id = UUID(str(event_id))
+            except ValueError:
+                raise ValueError(
+                    f"event_id must be an event's UUID, not {event_id!r}"
+                ) from None
+        with self._reading() as conn:
+            row = conn.execute(
+                sa.select(events_table).where(events_table.c.id == event_id.hex)
+            ).first()
+        return None if row is None else event_from_row(row)
+
+    def outcome_of(self, started: Event) -> Event | None:
+        """Return the ``succeeded`` or ``failed`` event of a call, or None.
+
+        Args:
+            started: The call's ``started`` event (as :meth:`event` returns it).
+
+        The outcome is looked for from the call's start on, among the events of
+        its flow run (of its resource, outside any run): the next few rows, for
+        any call but a long one in a busy run.
+        """
+        t = events_table.c
+        runs = started.related_by_role("flow-run")
+        scope = (
+            t.flow_run_id == runs[0].id.removeprefix("flow-run.")
+            if runs
+            else t.resource_id == started.resource.id
+        )
+        query = (
+            sa.select(events_table)
+            .where(
+                scope,
+                t.occurred_us >= moment_micros(started.occurred, "occurred"),
+                t.follows == started.id.hex,
+            )
+            .limit(1)
+        )
+        with self._reading() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else event_from_row(row)
+
+    def blocks(self) -> list[BlockSummary]:
+        """Return every block the stored events involve, by type and name.
+
+        Read from the summaries the store keeps as events are written. A saved
+        document is one entry (``slug/name``), and so are all the unsaved blocks
+        of a type (``slug``). A document counts for the calls of the blocks that
+        hold it (an ``S3Bucket`` call counts for its credentials too).
+        """
+        with self._reading() as conn:
+            return block_summaries(conn)
 
     def prune(self, older_than: Moment) -> int:
         """Delete events that occurred before ``older_than``; return how many.
@@ -625,6 +761,7 @@ class SQLEventStore(Emitter):
             older_than: An aware datetime, or a timedelta (``timedelta(days=30)``
                 keeps the last 30 days).
         """
+        self._refuse_writes("prune events")
         cutoff = moment_micros(older_than, "older_than")
         t = events_table.c
         old = sa.select(t.id).where(t.occurred_us < cutoff)
