@@ -111,6 +111,15 @@ class RunSummary:
         object.__setattr__(self, "duration", self.last_event - self.started)
 
 
+def _real_name(name: str | None, run_id: str) -> bool:
+    """Whether ``name`` names a run better than its id does.
+
+    Observers of infrastructure know a run's id, not its name, and name it by
+    its id; a run's calls carry its real name, which wins whichever came first.
+    """
+    return name is not None and name != run_id
+
+
 def block_label(
     resource_id: str, resource_name: str | None, block_type: str | None
 ) -> str:
@@ -242,11 +251,16 @@ def _add(
         entry = out.runs.get(run_id)
         if entry is None:
             out.runs[run_id] = entry = [
-                chunk[0][7], first, last, 0, 0, None, None, 0, 0
+                chunk[0][7], first, last, 0, 0, None, None, 0, 0, None
             ]  # fmt: skip
         else:
             entry[1] = min(entry[1], first)
             entry[2] = max(entry[2], last)
+        if not _real_name(entry[0], run_id):
+            # An observer's event names the run by its id: a call's name wins.
+            named = next((r for r in chunk if _real_name(r[7], run_id)), None)
+            if named is not None:
+                entry[0], entry[9] = named[7], named[10]
         entry[3] += started
         entry[4] += failed + len(infra_failures)
         entry[7] += lost
@@ -282,6 +296,16 @@ def _add(
     b[4] += failed
     if latest is not None and (b[5] is None or latest[1] >= b[5]):
         b[5], b[6] = latest[1], _error_type(latest[11])
+
+
+def _renamed(old_name: Any, new_name: Any, run_id: Any) -> Any:
+    """SQL: the stored name is missing or the run's id, the new one is real
+    (:func:`_real_name` in a merge)."""
+    return sa.and_(
+        new_name.is_not(None),
+        new_name != run_id,
+        sa.or_(old_name.is_(None), old_name == run_id),
+    )
 
 
 def _lesser(backend: str, a: Any, b: Any) -> Any:
@@ -369,13 +393,25 @@ class SummaryWriter:
                 new.failure_us.is_not(None),
                 sa.or_(old.failure_us.is_(None), new.failure_us < old.failure_us),
             )
+            renamed = _renamed(old.name, new.name, old.id)
             return [
-                (old.name, sa.func.coalesce(old.name, new.name)),
+                # Before the name: MySQL compares with the stored one above.
                 (
                     old.labels,
                     sa.case(
-                        (old.labels == sa.literal_column("'{}'"), new.labels),
+                        (
+                            sa.or_(renamed, old.labels == sa.literal_column("'{}'")),
+                            new.labels,
+                        ),
                         else_=old.labels,
+                    ),
+                ),
+                (old.source, sa.case((renamed, new.source), else_=old.source)),
+                (
+                    old.name,
+                    sa.case(
+                        (renamed, new.name),
+                        else_=sa.func.coalesce(old.name, new.name),
                     ),
                 ),
                 (old.first_us, _lesser(backend, old.first_us, new.first_us)),
@@ -416,7 +452,16 @@ class SummaryWriter:
                 ),
             )
             return [
-                (old.run_name, sa.func.coalesce(old.run_name, new.run_name)),
+                (
+                    old.run_name,
+                    sa.case(
+                        (
+                            _renamed(old.run_name, new.run_name, old.run_id),
+                            new.run_name,
+                        ),
+                        else_=sa.func.coalesce(old.run_name, new.run_name),
+                    ),
+                ),
                 (old.first_us, _lesser(backend, old.first_us, new.first_us)),
                 (old.last_us, _greater(backend, old.last_us, new.last_us)),
                 (old.calls, old.calls + new.calls),
@@ -447,8 +492,13 @@ class SummaryWriter:
                 f,
                 lost,
                 infra,
+                named_by,
             ) in sorted(counts.runs.items()):
                 meta = counts.metas.get(run_id) or run_meta(name, {})
+                if named_by is not None and meta[0] != name:
+                    # The batch's first event of the run was an observer's: the
+                    # source and labels are those of the event that named it.
+                    meta = _meta_of(named_by, name)
                 rows.append(
                     {
                         "id": run_id,

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from emitters import Event, RelatedResource, Resource
+from emitters import Event, RelatedResource, Resource, observed_event_id, related_runs
 from emitters._ids import uuid7_from_ns
 from emitters.sql import RunFailure, RunSummary, SQLEventStore
+from emitters.sql._runs import rebuild_summaries
 from emitters.sql._tables import RowEncoder
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -332,3 +333,83 @@ def test_a_store_of_the_previous_version_gets_its_summaries(store_url: str) -> N
     # Writing again on the upgraded store still counts each event once.
     upgraded.emit_batch(EVENTS)
     assert upgraded.runs() == summaries
+
+
+# A pod observer's event of run RUN_P: its labels carry the run's id, not its name.
+_POD = Resource(
+    id="kubernetes.pod.0c4e", name="orders-flow-abc12", labels={"namespace": "etl"}
+)
+
+
+def _pod_event(at: datetime, phase: str) -> Event:
+    return Event(
+        id=observed_event_id("kubernetes.pod", "0c4e", phase),
+        occurred=at,
+        event=f"infra.kubernetes.pod.{phase}",
+        resource=_POD,
+        related=related_runs({"prefect.io/flow-run-id": RUN_P}),
+        payload={"phase": phase},
+    )
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["batches", "one-batch"])
+def test_a_runs_real_name_replaces_the_id_an_observer_gave_it(
+    store_url: str, together: bool
+) -> None:
+    """An infrastructure event stored first names the run by its id; the calls'
+    name replaces it, in one batch or in later ones, and no id replaces it back."""
+    pod = _pod_event(T0 + timedelta(minutes=4), "pending")
+    assert pod.related[0].name == RUN_P  # what the observer knows
+    calls = _call(T0 + timedelta(minutes=5), "read_path", P)
+    later = _pod_event(T0 + timedelta(minutes=7), "succeeded")
+    store = SQLEventStore(store_url)
+    if together:
+        store.emit_batch([pod, *calls, later])
+    else:
+        store.emit_batch([pod])
+        first = store.run(RUN_P)
+        assert first is not None
+        assert first.name == RUN_P  # all the store knows so far
+        store.emit_batch(calls)
+        store.emit_batch([later])
+    p = store.run(RUN_P)
+    assert p is not None
+    assert (p.name, p.source, p.labels) == (
+        "orders-flow",
+        "prefect",
+        {"deployment": "orders/prod"},
+    )
+    assert (p.calls, p.infrastructure_events) == (1, 2)
+    assert store.find_run("orders-flow") == p
+    # The block's own runs name it too.
+    assert [r.flow_run_name for r in store.runs_for_block("s3-bucket/raw")] == [
+        "orders-flow"
+    ]
+    # Built again from the stored events (whatever their order), it is the same.
+    with store.engine.begin() as conn:
+        rebuild_summaries(conn, page=1)
+    assert store.run(RUN_P) == p
+
+
+def test_a_run_without_a_real_name_keeps_its_id_and_a_missing_name_gives_way(
+    store_url: str,
+) -> None:
+    """A run that only ever has its id as name keeps it; a run stored without a
+    name takes the first real one."""
+    store = SQLEventStore(store_url)
+    unnamed = _run(RUN_A, RUN_A)
+    store.emit_batch([_pod_event(T0, "pending"), *_call(T0, "read_path", unnamed)])
+    store.emit_batch(_call(T0 + timedelta(seconds=1), "read_path", unnamed))
+    a = store.run(RUN_A)
+    assert a is not None
+    assert a.name == RUN_A
+    nameless = RelatedResource(id=f"flow-run.{RUN_B}", role="flow-run", name=None)
+    store.emit_batch(_call(T0 + timedelta(seconds=30), "read_path", nameless))
+    b = store.run(RUN_B)
+    assert b is not None
+    assert b.name is None
+    store.emit_batch(_call(T0 + timedelta(seconds=31), "read_path", B))
+    store.emit_batch(_call(T0 + timedelta(seconds=32), "read_path", nameless))
+    b = store.run(RUN_B)
+    assert b is not None
+    assert (b.name, b.labels) == ("nightly-etl", {"team": "data"})
