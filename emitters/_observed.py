@@ -1,20 +1,25 @@
-"""What observers of other systems share: deterministic event ids, and the runs a
-piece of infrastructure names in its own tags or labels."""
+"""What observers of other systems share: deterministic event ids, the runs a
+piece of infrastructure names in its own tags or labels, and when one of its
+events is a run's failure (and its first)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
-from emitters._model import MAX_NAME, RelatedResource
+from emitters._model import MAX_NAME, Event, RelatedResource
 from emitters._run import MAX_RUN_ID, Run, run_text_problem
 
 __all__ = [
     "FLOW_RUN_ID_LABELS",
     "INFRA_PREFIX",
     "OBSERVED_NAMESPACE",
+    "TimelineCall",
+    "first_failure",
     "infra_failure",
     "observed_event_id",
     "related_runs",
@@ -129,3 +134,34 @@ def infra_failure(name: str, payload_json: str | None) -> str | None:
             if isinstance(code, int) and code != 0:
                 return f"exit code {code}"
     return None
+
+
+class TimelineCall(Protocol):
+    """What :func:`first_failure` reads of a call in a run's timeline (an
+    ``emitters.sql.CallRecord``)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def started(self) -> datetime: ...
+    @property
+    def outcome(self) -> str: ...
+
+
+def first_failure(calls: Iterable[TimelineCall], infra: Iterable[Event]) -> str | None:
+    """The event id of a run's first failure, or None when nothing failed.
+
+    It is the first failed call's (``calls`` in the order they started), unless an
+    infrastructure failure (:func:`infra_failure`: an evicted pod, a task that
+    failed to start) occurred before that call started: then it is that
+    infrastructure event's id. The run view of ``runs show`` and of the web page
+    both mark this one.
+    """
+    failed = next((c for c in calls if c.outcome == "failed"), None)
+    for event in sorted(infra, key=lambda e: e.occurred):
+        if infra_failure(event.event, json.dumps(event.payload)) is None:
+            continue
+        if failed is None or event.occurred < failed.started:
+            return str(event.id)
+        break
+    return None if failed is None else failed.event_id

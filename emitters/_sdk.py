@@ -21,7 +21,7 @@ from emitters._engine import (
 from emitters._ids import run_short_id
 from emitters._introspect import iter_leaves, package_version, qualified_name
 from emitters._logs import protect_logger
-from emitters._observed import INFRA_PREFIX, infra_failure
+from emitters._observed import INFRA_PREFIX, first_failure, infra_failure
 from emitters._pipeline.build import SourceInfo
 from emitters._pipeline.calls import PayloadHook, call_wrapper, error_info
 from emitters._pipeline.pipeline import (
@@ -55,6 +55,7 @@ __all__ = [
     "engine_for",
     "ensure_configured",
     "error_info",
+    "first_failure",
     "home",
     "infra_failure",
     "is_secret_name",

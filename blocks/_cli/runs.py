@@ -20,12 +20,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from blocks._cli.events import (
-    first_failed_call,
-    parse_duration,
-    query_store,
-    record_json,
-)
+from blocks._cli.events import parse_duration, query_store, record_json
 from blocks._cli.output import (
     JsonOption,
     LimitOption,
@@ -37,7 +32,7 @@ from blocks._cli.output import (
     when,
 )
 from emitters import Event
-from emitters._sdk import INFRA_PREFIX, infra_failure, run_short_id
+from emitters._sdk import INFRA_PREFIX, first_failure, infra_failure, run_short_id
 from emitters.sql import CallRecord, RunSummary, SQLEventStore
 
 __all__ = ["run_json", "runs_app", "took"]
@@ -210,18 +205,14 @@ def show_run(
         return found, store.timeline(found.id), infra
 
     found, records, infra = query_store(read)
-    first = first_failed_call(records)
-    # The first failure is the infrastructure's when it came first (an evicted
-    # pod before any failed call).
-    infra_first = _first_infra_failure(infra, records, first)
-    if infra_first is not None:
-        first = None
+    # A call's, or the infrastructure's when it came first (an evicted pod).
+    first = first_failure(records, infra)
     if as_json:
         print_json(
             {
                 "run": run_json(found),
                 "calls": [record_json(r, r.event_id == first) for r in records],
-                "infrastructure": [_infra_json(e, e.id == infra_first) for e in infra],
+                "infrastructure": [_infra_json(e, str(e.id) == first) for e in infra],
             }
         )
         return
@@ -264,7 +255,7 @@ def show_run(
             outcome = Text(state, style="red" if what else "blue")
             if what and what != state:
                 outcome.append(f" {what}", style="red")
-            if event.id == infra_first:
+            if str(event.id) == first:
                 outcome.append("  <- first failure", style="bold red")
             offset = (event.occurred - start).total_seconds()
             grid.add_row(
@@ -310,21 +301,6 @@ _INFRA_SHOWN = 1000
 
 def _payload_text(event: Event) -> str:
     return json.dumps(event.payload)
-
-
-def _first_infra_failure(
-    infra: list[Event], records: list[CallRecord], first_call: str | None
-) -> Any:
-    """The id of the first infrastructure failure if it came before every failed
-    call, else None."""
-    failed_at = next((r.started for r in records if r.event_id == first_call), None)
-    for event in sorted(infra, key=lambda e: e.occurred):
-        if infra_failure(event.event, _payload_text(event)) is None:
-            continue
-        if failed_at is None or event.occurred < failed_at:
-            return event.id
-        return None
-    return None
 
 
 def _infra_json(event: Event, first: bool) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from blocks._ui._json import (
     run_ref_json,
 )
 from emitters import Event
-from emitters._sdk import INFRA_PREFIX, infra_failure, redact_text
+from emitters._sdk import INFRA_PREFIX, first_failure, infra_failure, redact_text
 from emitters.sql import (
     BlockRunSummary,
     CallRecord,
@@ -139,7 +139,7 @@ class Api:
             infra = store.events(
                 flow_run=found.id, name=f"{INFRA_PREFIX}*", limit=INFRA_SHOWN
             )
-        first = _first_failure(calls, infra)
+        first = first_failure(calls, infra)
         # The calls' text is written directly (see calls_json_text); the rest is
         # small and goes through the encoder.
         body = (
@@ -262,19 +262,6 @@ class _NotFound(LookupError):
 
 def _payload_text(event: Event) -> str:
     return json.dumps(event.payload)
-
-
-def _first_failure(calls: list[CallRecord], infra: list[Event]) -> str | None:
-    """The first failure's event id: the first failed call's, or an
-    infrastructure failure's when it came before every failed call."""
-    failed = next((c for c in calls if c.outcome == "failed"), None)
-    for event in infra:  # oldest first
-        if infra_failure(event.event, _payload_text(event)) is None:
-            continue
-        if failed is None or event.occurred < failed.started:
-            return str(event.id)
-        break
-    return None if failed is None else failed.event_id
 
 
 def _tasks(calls: list[CallRecord]) -> list[dict[str, Any]]:

@@ -1,15 +1,19 @@
 """Relayed events: emit_event with a given id and time, related_runs and
-observed_event_id, and a relayed event stored once by the SQL store."""
+observed_event_id, a relayed event stored once by the SQL store, and a run's first
+failure among calls and infrastructure events."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Literal
 from uuid import UUID
 
 import pytest
 
 from emitters import (
+    Event,
     MemoryEmitter,
+    Resource,
     configure,
     emit_event,
     flow_run,
@@ -17,7 +21,8 @@ from emitters import (
     observed_event_id,
     related_runs,
 )
-from emitters.sql import SQLEventStore
+from emitters._sdk import first_failure
+from emitters.sql import CallRecord, SQLEventStore
 
 WHEN = datetime(2026, 3, 1, 12, 0, 5, tzinfo=timezone(timedelta(hours=2)))
 
@@ -103,3 +108,50 @@ def test_relayed_twice_is_stored_once_and_found_by_flow_run(store_url: str) -> N
     [event] = store.events(flow_run="run-9")
     assert event.id == UUID(str(observed_event_id("test", "stop-1")))
     assert event.occurred == WHEN
+
+
+def _infra(at: datetime, state: str) -> Event:
+    return Event(
+        id=observed_event_id("kubernetes.pod", "p-1", state),
+        occurred=at,
+        event=f"infra.kubernetes.pod.{state}",
+        resource=Resource(id="kubernetes.pod.p-1", name="p-1"),
+    )
+
+
+def _record(at: datetime, outcome: Literal["succeeded", "failed"]) -> CallRecord:
+    return CallRecord(
+        event_id=f"call-{at.second}",
+        block="s3-bucket/raw",
+        method="read_path",
+        started=at,
+        duration_ms=5.0,
+        outcome=outcome,
+        error_type="NoSuchKey" if outcome == "failed" else None,
+        error_message=None,
+        caller=None,
+    )
+
+
+def test_first_failure_is_the_first_failed_call_unless_the_infra_failed_before() -> (
+    None
+):
+    """A run's first failure: the infrastructure's when it occurred before the
+    first failed call started (in any order given), else that call's."""
+    t0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    calls = [
+        _record(t0 + timedelta(seconds=1), "succeeded"),
+        _record(t0 + timedelta(seconds=5), "failed"),
+        _record(t0 + timedelta(seconds=6), "failed"),
+    ]
+    running = _infra(t0, "running")  # not a failure
+    evicted = _infra(t0 + timedelta(seconds=3), "evicted")
+    late = _infra(t0 + timedelta(seconds=9), "oom-killed")
+    assert first_failure([], []) is None
+    assert first_failure(calls[:1], [running]) is None
+    assert first_failure(calls, [running, late]) == "call-5"
+    assert first_failure(calls, [late, evicted, running]) == str(evicted.id)
+    assert first_failure(calls[:1], [late]) == str(late.id)
+    # At the very moment the call started, the call is the first.
+    at_once = _infra(t0 + timedelta(seconds=5), "failed")
+    assert first_failure(calls, [at_once]) == "call-5"
