@@ -31,12 +31,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from _common import documents
 
 from emitters._ids import uuid7_from_ns
 from emitters.sql import SQLEventStore
@@ -51,28 +51,13 @@ from emitters.sql._tables import (
 
 GOAL_MS = 20.0
 EVENTS_PER_RUN = 100
-DOCUMENTS = 200
 T0_NS = 1_780_000_000 * 10**9
-
-
-def _documents() -> list[tuple[str, str, tuple[str, str] | None]]:
-    """(resource id, name, nested credentials (id, name) or None) per document."""
-    docs = []
-    for i in range(DOCUMENTS):
-        creds = None
-        if i % 2 == 0:
-            creds = (
-                f"block-document.{uuid.UUID(int=10**6 + i // 10)}",
-                f"cred-{i // 10}",
-            )
-        docs.append((f"block-document.{uuid.UUID(int=i + 1)}", f"doc-{i}", creds))
-    return docs
 
 
 def _fill(url: str, events: int, seed: int = 7) -> dict[str, float]:
     """Write ``events`` rows and their links, then build the summaries."""
     rng = random.Random(seed)
-    docs = _documents()
+    docs = documents()
     SQLEventStore(url).engine  # noqa: B018 - creates the tables
     path = sa.make_url(url).database
     assert path is not None

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import documents
 
 from blocks._ui import create_app
 from emitters import Event, RelatedResource, Resource
@@ -53,7 +54,6 @@ from emitters._ids import uuid7_from_ns
 from emitters.sql import SQLEventStore
 
 BUDGET_MS = 200.0
-DOCUMENTS = 200
 BATCH = 20_000
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -62,19 +62,17 @@ _MS = timedelta(milliseconds=1)
 def _documents() -> list[tuple[Resource, RelatedResource | None]]:
     """Each document's resource, and its nested credentials (half have one)."""
     docs = []
-    for i in range(DOCUMENTS):
+    for doc in documents():
         nested = None
-        if i % 2 == 0:
+        if doc.credentials is not None:
             nested = RelatedResource(
-                id=f"block-document.{uuid.UUID(int=10**6 + i // 10)}",
+                id=doc.credentials[0],
                 role="nested-block",
-                name=f"cred-{i // 10}",
+                name=doc.credentials[1],
                 labels={"block-type": "aws-credentials", "field": "credentials"},
             )
         resource = Resource(
-            id=f"block-document.{uuid.UUID(int=i + 1)}",
-            name=f"doc-{i}",
-            labels={"block-type": "s3-bucket"},
+            id=doc.id, name=doc.name, labels={"block-type": "s3-bucket"}
         )
         docs.append((resource, nested))
     return docs
