@@ -42,6 +42,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _allowed_hosts(host: str, loopback: tuple[str, ...]) -> list[str] | None:
+    """The names a request's Host may give: on loopback, ``loopback``'s names and
+    the address listened on (against DNS rebinding); elsewhere any (warned)."""
+    if not _is_loopback(host):
+        return None
+    bare = host.strip("[]").lower()
+    listened = f"[{bare}]" if ":" in bare else bare
+    return sorted({*loopback, listened})
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """Bind the listening socket here, so that a taken port is one clear line."""
     try:
@@ -117,13 +127,14 @@ def serve_ui(
     try:
         import uvicorn
 
-        from blocks._ui import create_app
+        from blocks._ui import LOOPBACK_HOSTS, create_app
     except ImportError as exc:
         raise CommandError(str(exc)) from None
     url = database if database is not None else database_url()
     store = SQLEventStore(url, read_only=True)
+    allowed = _allowed_hosts(host, LOOPBACK_HOSTS)
     try:
-        app = create_app(store, documents=DocumentStore(url))
+        app = create_app(store, documents=DocumentStore(url), allowed_hosts=allowed)
     except SQLAlchemyError as exc:
         cause = type(getattr(exc, "orig", None) or exc).__name__
         raise CommandError(

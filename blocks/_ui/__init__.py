@@ -14,6 +14,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
         "pip install 'eventblocks[ui]'"
     ) from exc
 
-from blocks._ui._app import create_app
+from blocks._ui._app import LOOPBACK_HOSTS, create_app
 
-__all__ = ["create_app"]
+__all__ = ["LOOPBACK_HOSTS", "create_app"]

@@ -114,6 +114,45 @@ def served(home: tuple[Path, str]) -> Iterator[Served]:
         served.process.communicate()
 
 
+def _raw_get(base: str, target: str, host: str) -> tuple[int, bytes]:
+    """GET ``target`` exactly as written (no client tidies it), naming ``host``."""
+    address = base.removeprefix("http://").rpartition(":")
+    with socket.create_connection((address[0], int(address[2])), timeout=10) as sock:
+        request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_on_loopback_only_loopback_names_and_no_path_out_of_the_assets(
+    served: Served,
+) -> None:
+    """Served on 127.0.0.1, a Host naming another site (DNS rebinding) is 400,
+    loopback names with any port are served, and no request path, however
+    encoded, reads a file outside the page's assets."""
+    port = served.base.rpartition(":")[2]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "[::1]:1"):
+        assert _raw_get(served.base, "/api/runs", host)[0] == 200, host
+    for host in (f"rebind.attacker.example:{port}", "attacker.example", "10.1.2.3"):
+        status, body = _raw_get(served.base, "/api/runs", host)
+        assert status == 400, host
+        assert b"evening" not in body
+    ours = f"127.0.0.1:{port}"
+    for target in (
+        "/static/../_api.py",
+        "/static/%2e%2e/_api.py",
+        "/static/..%2F_api.py",
+        "/static/%2e%2e%2f%2e%2e%2f_cli/ui.py",
+        "/static/",
+    ):
+        status, body = _raw_get(served.base, target, ours)
+        assert status == 404, target
+        assert b"import" not in body, target
+
+
 def test_serves_the_home_store_and_stops_on_sigterm(
     served: Served, home: tuple[Path, str]
 ) -> None:
@@ -147,8 +186,10 @@ def test_ctrl_c_stops_it_cleanly(served: Served) -> None:
 
 
 def test_another_host_is_warned_about(home: tuple[Path, str]) -> None:
-    """Listening beyond loopback prints that the page has no authentication."""
+    """Listening beyond loopback prints that the page has no authentication; any
+    Host is then answered (the network's names are the user's to choose)."""
     served = _start(home[0], "--host", "0.0.0.0")
+    assert _raw_get(served.base, "/api/runs", "ui.example:8642")[0] == 200
     status, _, err = served.stop()
     assert status == 0
     assert err.startswith("Warning: the page has no authentication")

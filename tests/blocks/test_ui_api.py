@@ -5,6 +5,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -22,7 +24,7 @@ from pydantic import SecretStr
 
 from blocks import Block
 from blocks._documents.store import DocumentStore
-from blocks._ui import create_app
+from blocks._ui import LOOPBACK_HOSTS, create_app
 from blocks.system import Secret
 from emitters import (
     configure,
@@ -558,6 +560,123 @@ async def test_only_get_and_security_headers_everywhere(api: httpx.AsyncClient) 
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
     assert (await api.get("/api/nothing-here")).json() == {"error": "Not Found"}
+
+
+def _small_app(tmp_path: Path, **options: Any) -> Any:
+    """The app over a store of one run (SQLite)."""
+    url = f"sqlite:///{tmp_path / 'small.db'}"
+    configure(emitters=[SQLEventStore(url)])
+    with flow_run("small"):
+        UiShelf(login=UiLogin(password=SecretStr(SECRET))).read("x")
+    assert flush(30)
+    configure(emitters=[])
+    return create_app(SQLEventStore(url, read_only=True), **options)
+
+
+async def _raw(
+    app: Any, method: str, raw_path: bytes, host: bytes = b"127.0.0.1:8642"
+) -> tuple[int, bytes]:
+    """Send one request to the ASGI app as a server does (``path`` percent-decoded,
+    dot segments kept: no client normalises them); return status and body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote(raw_path.decode("latin-1")),
+        "raw_path": raw_path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", host)],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8642),
+    }
+    sent: list[dict[str, Any]] = []
+    requested, done = False, asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()  # the client stays until the answer is whole
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return sent[0]["status"], body
+
+
+async def test_static_files_stay_inside_their_folder(tmp_path: Path) -> None:
+    """/static/ lists nothing, and no path (dot segments, percent-encoded, doubly
+    encoded, backslashes, absolute) reaches a file outside the assets: 404."""
+    app = _small_app(tmp_path)
+    assert (await _raw(app, "GET", b"/static/app.js"))[0] == 200
+    assert (await _raw(app, "GET", b"/static"))[0] == 307  # to /static/, below
+    source = b"class Api"  # a line of blocks/_ui/_api.py
+    for raw_path in (
+        b"/static/",
+        b"/static/../_api.py",
+        b"/static/../../_ui/_api.py",
+        b"/static/%2e%2e/_api.py",
+        b"/static/%2E%2E%2F_api.py",
+        b"/static/..%2f_api.py",
+        b"/static/%252e%252e/_api.py",
+        b"/static/..%5c_api.py",
+        b"/static/%2f..%2f_api.py",
+        b"/static//etc/passwd",
+        b"/static/..%00/_api.py",
+        b"/../blocks/_ui/_api.py",
+    ):
+        status, body = await _raw(app, "GET", raw_path)
+        assert status == 404, raw_path
+        assert source not in body, raw_path
+        assert b"app.js" not in body, raw_path  # no listing
+
+
+async def test_any_method_but_get_is_405_on_every_path(tmp_path: Path) -> None:
+    """POST, PUT, PATCH, DELETE, OPTIONS and others: 405 with Allow on any path,
+    known or not, page, asset or API."""
+    app = _small_app(tmp_path)
+    for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"):
+        for path in (b"/", b"/api/runs", b"/api/nothing", b"/static/app.js", b"/x"):
+            status, body = await _raw(app, method, path)
+            assert status == 405, (method, path)
+    status, body = await _raw(app, "DELETE", b"/api/nothing")
+    assert json.loads(body) == {"error": "Method Not Allowed"}
+
+
+async def test_a_foreign_host_is_refused_on_loopback(tmp_path: Path) -> None:
+    """With the loopback names allowed, a Host of another name (a DNS rebinding
+    page) is 400 with nothing read; localhost, 127.0.0.1 and [::1] with any port
+    are served; with no list (a network address), any Host is."""
+    app = _small_app(tmp_path, allowed_hosts=LOOPBACK_HOSTS)
+    for host in (b"localhost:8642", b"127.0.0.1:8642", b"[::1]:8642", b"LOCALHOST"):
+        assert (await _raw(app, "GET", b"/api/runs", host))[0] == 200, host
+    for host in (
+        b"attacker.example:8642",
+        b"attacker.example",
+        b"localhost.attacker.example:8642",
+        b"127.0.0.1.nip.io:8642",
+        b"10.0.0.5:8642",
+        b"",
+        b"localhost:8642@attacker.example",
+    ):
+        status, body = await _raw(app, "GET", b"/api/runs", host)
+        assert status == 400, host
+        assert b"small" not in body, host
+    status, _ = await _raw(app, "GET", b"/", b"attacker.example")
+    assert status == 400
+    anyone = _small_app(
+        tmp_path / "b" if (tmp_path / "b").mkdir() is None else tmp_path
+    )
+    assert (await _raw(anyone, "GET", b"/api/runs", b"attacker.example"))[0] == 200
 
 
 async def test_the_page_and_its_assets(api: httpx.AsyncClient) -> None:
