@@ -337,6 +337,101 @@ def test_markup_in_stored_text_is_shown_as_text(served: Served, page: Watched) -
     page.clean()
 
 
+# Event names are dotted: a method's markup has no dot.
+METHOD_MARKUP = "<b>m</b><img src=x onerror=__pwned=3>"
+
+
+def test_markup_in_every_field_is_shown_as_text(served: Served, page: Watched) -> None:
+    """Markup in a run's labels, a document's name, a method, an error's type and
+    message, payload keys and values, a task run's name and an infrastructure
+    resource and reason: shown as text in the runs list, the run view, a call's
+    and an infrastructure event's detail, the tooltip, the block view and the
+    blocks list; no element is made of it and nothing runs."""
+    resource = {
+        "id": "block-document.00000000-0000-4000-8000-00000000ba5e",
+        "name": MARKUP,
+        "labels": {"block-type": "prober"},
+    }
+
+    def body() -> None:
+        run = current_run()
+        assert run is not None
+        emit_event(
+            "infra.kubernetes.pod.evicted",
+            {"id": "kubernetes-pod.0bad", "name": MARKUP},
+            related=related_runs({"eventblocks.io/flow-run-id": run.id}),
+            payload={"reason": MARKUP, MARKUP: MARKUP},
+            id=observed_event_id("kubernetes", "0bad", run.id),
+            occurred=datetime.now(UTC),
+            context=False,
+        )
+        time.sleep(0.01)
+        with task_run(MARKUP):
+            started = emit_event(
+                f"block.prober.{METHOD_MARKUP}.started", resource, payload={}
+            )
+            emit_event(
+                f"block.prober.{METHOD_MARKUP}.failed",
+                resource,
+                payload={
+                    "duration_ms": 1.0,
+                    "error": {"type": MARKUP, "message": MARKUP},
+                    MARKUP: [MARKUP],
+                },
+                follows=started.id,
+            )
+
+    configure(emitters=[SQLEventStore(served.story.url)])
+    with flow_run(MARKUP, labels={MARKUP: MARKUP}) as run:
+        body()
+    assert flush(30)
+    configure(emitters=[])
+    block = f"prober/{MARKUP}"
+    p = page.page
+    p.goto(served.base)
+    row = p.locator(f'tr.run[data-run-id="{run.id}"]')
+    row.wait_for()
+    assert MARKUP in row.inner_text()
+    assert f"{MARKUP}={MARKUP}" in row.inner_text()  # the labels
+    assert row.locator("td.first-failure").inner_text() == f"{MARKUP}.evicted: evicted"
+    assert row.locator("img, script, b").count() == 0
+
+    row.locator("a").first.click()
+    first = p.locator("#first-failure")
+    first.wait_for()
+    assert first.inner_text() == f"{MARKUP}: evicted ({MARKUP})"  # the summary
+    assert f"{MARKUP}={MARKUP}" in p.locator("#app").inner_text()
+    first.click()
+    detail = p.locator("#call-detail")
+    expect(detail).to_contain_text("infra.kubernetes.pod.evicted")
+    expect(detail).to_contain_text("Payload")
+    assert detail.inner_text().count(MARKUP) >= 3  # resource, reason, payload key
+    p.get_by_role("button", name="failure ▶").click()
+    expect(detail).to_contain_text(f"{block}.{METHOD_MARKUP}")
+    expect(detail).to_contain_text("Payload")
+    shown = detail.inner_text()
+    assert f"task run\n{MARKUP}" in shown or f"task run\t{MARKUP}" in shown
+    assert shown.count(MARKUP) >= 5  # block, task, type, message, payload
+    labels = " ".join(p.locator("#timeline .row-label").all_inner_texts())
+    assert block in labels
+    assert MARKUP in labels  # the task run's row
+    box = p.locator("#first-failure-mark").bounding_box()
+    assert box is not None
+    p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(p.locator("#tooltip")).to_contain_text(f"{MARKUP}: evicted")
+    assert p.locator("#app img, #app script, #tooltip *").count() == 0
+
+    p.locator("#timeline").get_by_role("link", name=block, exact=True).first.click()
+    p.locator(f'tr.block-run[data-run-id="{run.id}"]').wait_for()
+    assert p.locator("h1").inner_text() == block
+    assert MARKUP in p.locator("#last-error").inner_text()
+    p.goto(served.base + "#/blocks")
+    p.locator("#blocks-table").get_by_text(block, exact=True).wait_for()
+    assert p.locator("#app img, #app script").count() == 0
+    assert p.evaluate("typeof window.__pwned") == "undefined"
+    page.clean()
+
+
 def test_new_runs_appear_without_a_reload(served: Served, page: Watched) -> None:
     """A run written while the runs list is open shows up in it on its own."""
     p = page.page

@@ -53,9 +53,13 @@
     return "#/runs/" + encodeURIComponent(id);
   }
 
-  // "slug/name" for a saved block, "slug" for an unsaved one.
+  // "slug/name" for a saved block, "slug" for an unsaved one. The name is one
+  // part, whatever it holds ("/" and "?" included): encoded whole.
   function blockHref(block) {
-    return "#/blocks/" + String(block).split("/").map(encodeURIComponent).join("/");
+    const text = String(block);
+    const cut = text.indexOf("/");
+    const parts = cut < 0 ? [text] : [text.slice(0, cut), text.slice(cut + 1)];
+    return "#/blocks/" + parts.map(encodeURIComponent).join("/");
   }
 
   function go(href) {
