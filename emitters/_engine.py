@@ -202,6 +202,28 @@ def _sqlite_reader(parsed: sa.URL) -> Engine:
     return engine
 
 
+_WAL_SWITCH_WAIT_S = 30.0
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode, waiting while another connection switches it.
+
+    Switching a new database's journal mode takes an exclusive lock without
+    calling SQLite's busy handler, so when several processes open the same new
+    file at once, one of them can get "database is locked" at once, whatever the
+    busy timeout. It waits a little and asks again, up to the busy timeout.
+    """
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005 + random.random() * 0.02)
+
+
 def _sqlite_engine(parsed: sa.URL) -> Engine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +240,7 @@ def _sqlite_engine(parsed: sa.URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")
         if parsed.database and parsed.database != ":memory:":
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             # In WAL mode NORMAL syncs at checkpoints, not at every commit: a
             # process crash loses nothing, a power cut may lose the last commits,
             # and the database is never corrupted.

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -464,3 +465,37 @@ def test_reading_the_sqlite_store_does_not_wait_for_a_writer(tmp_path: Path) -> 
     finally:
         writer.rollback()
         writer.close()
+
+
+def _open_new_store(url: str, start: float) -> str:
+    """Open the store at ``url`` (a new file) once ``start`` has passed."""
+    from emitters._engine import engine_for
+
+    while time.time() < start:
+        pass
+    try:
+        with engine_for(url).connect() as conn:
+            return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
+    except Exception as exc:  # the parent reports what failed
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_sqlite_file_at_once_all_get_wal(
+    tmp_path: Path,
+) -> None:
+    """Switching a new file to WAL ignores the busy timeout; every opener waits.
+
+    Six processes open the same new file at the same instant, twenty times; the
+    first connection of each switches the journal mode. Without a wait around the
+    switch, one of them gets "database is locked" in a few of these rounds.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    with context.Pool(6) as pool:
+        for round_ in range(20):
+            url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
+            start = time.time() + 0.2
+            answers = pool.starmap(_open_new_store, [(url, start)] * 6)
+            assert answers == ["wal"] * 6, answers
