@@ -71,6 +71,18 @@ def test_call_benchmark_reports_every_ratio() -> None:
     assert providers["in_prefect_flow_ns"] is None
 
 
+def test_hook_benchmark_reports_each_hook_against_the_floor() -> None:
+    """bench_hooks.py times the HTTP and SQL payload hooks and the floor."""
+    result = _run("bench_hooks.py", "--calls", "200", "--repeats", "1")
+    ns = result["ns_per_call"]
+    assert isinstance(ns, dict)
+    assert set(ns) == {"floor", "http_get", "sql_execute", "sql_fetch_all"}
+    assert all(isinstance(v, float) and v > 0 for v in ns.values())
+    ratios = result["vs_floor"]
+    assert isinstance(ratios, dict)
+    assert set(ratios) == {"http_get", "sql_execute", "sql_fetch_all"}
+
+
 def test_memory_stays_bounded_against_a_stalled_sink() -> None:
     """200,000 calls into a sink that never returns, 4 MiB budget: drops counted,
     the one failed call kept, growth far under the budget."""

@@ -4,10 +4,10 @@
 microseconds a call, most of it checking what the call itself has already
 checked: the method ran with these arguments. :class:`Binder` reads the
 signature once and, for a method whose parameters are plain (positional or
-keyword, keyword-only, with or without defaults), maps the arguments straight
-into a :class:`inspect.BoundArguments` in the signature's order. Anything else
-(``*args``, ``**kwargs``, positional-only parameters, or a call that does not
-fit) goes through ``Signature.bind`` as before, so the result is always the
+keyword, keyword-only, with or without defaults, and a last ``**kwargs``), maps
+the arguments straight into a :class:`inspect.BoundArguments` in the signature's
+order. Anything else (``*args``, positional-only parameters, or a call that does
+not fit) goes through ``Signature.bind`` as before, so the result is always the
 same ``BoundArguments`` a hook would get from it.
 """
 
@@ -29,11 +29,22 @@ class Binder:
         signature: The method's signature, ``self`` included.
     """
 
-    __slots__ = ("_defaults", "_fast", "_names", "_positional", "_signature")
+    __slots__ = (
+        "_defaults",
+        "_fast",
+        "_more",
+        "_names",
+        "_positional",
+        "_signature",
+    )
 
     def __init__(self, signature: inspect.Signature) -> None:
         self._signature = signature
         params = list(signature.parameters.values())
+        # The name of a last **kwargs parameter, which takes unknown keywords.
+        self._more: str | None = None
+        if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+            self._more = params.pop().name
         self._fast = all(p.kind in _PLAIN for p in params)
         self._names = tuple(p.name for p in params)
         # How many parameters may be given by position.
@@ -50,11 +61,18 @@ class Binder:
         if self._fast and given <= self._positional:
             names = self._names
             values = dict(zip(names, (instance, *args), strict=False))
-            for name in kwargs:
-                if name in values or name not in names:
-                    break  # given twice, or unknown: let bind() say so
+            more = self._more
+            extra: dict[str, Any] = {}
+            for name, value in kwargs.items():
+                if name in values:
+                    break  # given twice: let bind() say so
+                if name in names:
+                    values[name] = value
+                elif more is not None:
+                    extra[name] = value
+                else:
+                    break  # unknown: let bind() say so
             else:
-                values.update(kwargs)
                 defaults = self._defaults
                 arguments: dict[str, Any] = {}
                 for i, name in enumerate(names):
@@ -65,6 +83,8 @@ class Binder:
                     else:
                         break  # a required argument is missing
                 else:
+                    if more is not None:
+                        arguments[more] = extra
                     return inspect.BoundArguments(self._signature, arguments)
         bound = self._signature.bind(instance, *args, **kwargs)
         bound.apply_defaults()
