@@ -76,7 +76,7 @@ class HttpEndpoint(Block):
 
     _clients: ClientPair = PrivateAttr(default_factory=ClientPair)
     # The URLs of calls as their events show them (see _event_url).
-    _event_urls: dict[Any, tuple[str, str, int | None]] = PrivateAttr(
+    _event_urls: dict[Any, tuple[Any, tuple[str, str, int | None]]] = PrivateAttr(
         default_factory=dict
     )
 
@@ -144,31 +144,33 @@ class HttpEndpoint(Block):
         # private names costs microseconds.
         private = self.__pydantic_private__
         assert private is not None
-        cache: dict[Any, tuple[str, str, int | None]] | None = private.get(
+        cache: dict[Any, tuple[Any, tuple[str, str, int | None]]] | None = private.get(
             "_event_urls"
         )
         if cache is None:
             cache = private["_event_urls"] = {}
-        known: tuple[str, str, int | None] | None
+        # The endpoint's own parameters are compared, not hashed: a secret value
+        # hashes in Python, while equal tuples of the same objects compare by
+        # identity.
+        own = tuple(self.params.items())
         try:
             key: Any = (
                 self.base_url,
-                tuple(self.params.items()),
                 path_or_url,
                 tuple(params.items()) if params else None,
             )
-            known = cache.get(key)
+            hit = cache.get(key)
         except TypeError:  # a parameter value that cannot be a key (a list)
-            key = known = None
-        if known is not None:
-            return known
+            key = hit = None
+        if hit is not None and hit[0] == own:
+            return hit[1]
         url = self._url(path_or_url, params)
         _, host, port = origin(url)
         known = (redact_url(url), host, port)
         if key is not None:
             if len(cache) >= _EVENT_URLS_KEPT:
                 cache.clear()
-            cache[key] = known
+            cache[key] = (own, known)
         return known
 
     def _home(self) -> tuple[str, str, int | None]:

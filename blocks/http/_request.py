@@ -204,9 +204,13 @@ def request_payload(method: str | None) -> Callable[[Any, Any], dict[str, Any]]:
             detail["status_code"] = response.status_code
             detail["bytes_received"] = len(response.content)
             detail["redirects"] = len(response.history)
-            retry_after = response.headers.get("Retry-After")
-            if retry_after is not None:
-                detail["retry_after"] = retry_after
+            # Only where the header means something (RFC 9110): looking a header
+            # up in httpx costs a microsecond, on every call.
+            status = response.status_code
+            if status in (429, 503) or 300 <= status < 400:
+                retry_after = response.headers.get("Retry-After")
+                if retry_after is not None:
+                    detail["retry_after"] = retry_after
         sent = sent_bytes(outcome)
         if sent is not None:
             detail["bytes_sent"] = sent
