@@ -20,7 +20,7 @@ from emitters._pipeline.record import CALLS
 PARKED = 1 << 40
 
 
-class Gauge(Block):
+class RecordProbe(Block):
     """A block with a cheap method, one that fails, and one that calls another."""
 
     def read(self, i: int) -> int:
@@ -28,7 +28,7 @@ class Gauge(Block):
             raise ValueError("negative reading")
         return i
 
-    def read_other(self, other: Gauge) -> int:
+    def read_other(self, other: RecordProbe) -> int:
         return other.read(1)
 
 
@@ -47,7 +47,7 @@ def test_waiting_records_are_not_tracked_by_the_garbage_collector() -> None:
     sink = MemoryEmitter()
     configure(emitters=[sink], flush_interval=60.0, max_buffer_bytes=PARKED)
     assert flush(10)
-    gauge, other = Gauge(), Gauge()
+    gauge, other = RecordProbe(), RecordProbe()
     tracer = TracerProvider().get_tracer("test")
     with flow_run("records"):
         for i in range(100):
@@ -69,16 +69,16 @@ def test_waiting_records_are_not_tracked_by_the_garbage_collector() -> None:
     assert [r for r in queued if gc.is_tracked(r)] == []
     assert flush(10)
     names = [e.event for e in sink.events]
-    assert names.count("block.gauge.read.succeeded") == 102
-    assert names.count("block.gauge.read.failed") == 1
+    assert names.count("block.record-probe.read.succeeded") == 102
+    assert names.count("block.record-probe.read.failed") == 1
     assert any(r.role == "trace" for e in sink.events for r in e.related)
     nested = next(
         e
         for e in sink.events
-        if e.event == "block.gauge.read.started"
+        if e.event == "block.record-probe.read.started"
         and any(r.role == "caller" for r in e.related)
     )
-    outer = next(e for e in sink.events if e.event == "block.gauge.read_other.started")
+    outer = next(e for e in sink.events if e.event == "block.record-probe.read_other.started")
     assert any(r.id == f"event.{outer.id}" for r in nested.related)
 
 
@@ -89,7 +89,7 @@ def test_the_call_table_forgets_calls_once_their_outcomes_are_built() -> None:
     configure(emitters=[sink], flush_interval=60.0, max_buffer_bytes=PARKED)
     assert flush(10)
     before = _table_sizes()
-    gauge = Gauge()
+    gauge = RecordProbe()
     with flow_run("table"):
         for i in range(1000):
             gauge.read(i)
@@ -108,7 +108,7 @@ def test_the_call_table_forgets_calls_with_no_sink_to_build_for() -> None:
     configure(emitters=[])
     assert flush(10)
     before = _table_sizes()
-    gauge = Gauge()
+    gauge = RecordProbe()
     for i in range(500):
         gauge.read(i)
     assert flush(10)
@@ -136,7 +136,7 @@ def test_the_call_table_forgets_calls_whose_outcome_was_shed() -> None:
     configure(emitters=[sink], max_buffer_bytes=64 * 1024)
     assert flush(10)
     before = _table_sizes()
-    gauge = Gauge()
+    gauge = RecordProbe()
     with flow_run("shed"):
         gauge.read(0)
         assert sink.entered.wait(10)
