@@ -78,7 +78,9 @@ def test_waiting_records_are_not_tracked_by_the_garbage_collector() -> None:
         if e.event == "block.record-probe.read.started"
         and any(r.role == "caller" for r in e.related)
     )
-    outer = next(e for e in sink.events if e.event == "block.record-probe.read_other.started")
+    outer = next(
+        e for e in sink.events if e.event == "block.record-probe.read_other.started"
+    )
     assert any(r.id == f"event.{outer.id}" for r in nested.related)
 
 
