@@ -14,6 +14,7 @@ PYTHON := $(BIN)/python
 BENCH_QUICK := \
 	"bench_burst.py --calls 20000" \
 	"bench_calls.py --calls 2000 --repeats 1" \
+	"bench_hooks.py --calls 200 --repeats 1" \
 	"bench_http.py --calls 2000 --repeats 1" \
 	"bench_memory.py --calls 200000" \
 	"bench_nats.py --workers 2 --events 1000" \

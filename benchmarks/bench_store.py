@@ -1,6 +1,7 @@
-"""End-to-end throughput into the SQLite event store, against raw ``sqlite3``.
+"""End-to-end throughput into the event store, against the driver's raw ``executemany``.
 
-Run: ``python benchmarks/bench_store.py [--calls N] [--repeats R] [--batch B] [--json]``
+Run: ``python benchmarks/bench_store.py [--calls N] [--repeats R] [--batch B]
+[--url SERVER] [--json]``
 
 Each repetition, in a fresh temporary folder:
 
@@ -11,6 +12,14 @@ Each repetition, in a fresh temporary folder:
   the standard library's ``sqlite3`` ``executemany`` into a new file with the same
   tables, indexes and settings (WAL, ``synchronous=NORMAL``), one transaction per
   batch of the pipeline's size, and, stricter, in a single transaction.
+
+With ``--url`` (a PostgreSQL or MySQL/MariaDB server URL, as an account that may
+create databases, such as ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``
+or ``mysql+pymysql://root@127.0.0.1:3306/``), the same is measured on that server,
+in a database the script creates and drops: the store end to end, then the
+rows it wrote inserted again with the driver's own ``executemany`` (psycopg,
+PyMySQL) into the emptied table, in transactions of the pipeline's batch size
+and in a single transaction.
 
 Figures are medians of R repetitions; ratios compare rates from this same run
 (the budget, in docs/performance.md: at least 100,000 events/s, and at least half
@@ -23,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import sqlite3
 import statistics
 import sys
@@ -35,6 +46,7 @@ import sqlalchemy as sa
 
 from blocks import Block
 from emitters import configure, flow_run, flush
+from emitters._engine import engine_for
 from emitters.sql import SQLEventStore
 from emitters.sql._tables import EVENT_COLUMNS, metadata
 
@@ -49,9 +61,8 @@ class Warehouse(Block):
         return len(sql)
 
 
-def _store_run(folder: Path, calls: int) -> tuple[float, str, int]:
+def _store_run(url: str, calls: int) -> tuple[float, str, int]:
     """Time the calls into a new store; return seconds, URL and events lost."""
-    url = f"sqlite:///{folder / 'store.db'}"
     store = SQLEventStore(url)
     store.engine  # noqa: B018 - create the file and the tables before timing
     configure(emitters=[store], batch_size=BATCH)
@@ -66,15 +77,17 @@ def _store_run(folder: Path, calls: int) -> tuple[float, str, int]:
     configure(emitters=[])
     if not flushed:
         raise SystemExit("flush() timed out")
-    with sa.create_engine(url).connect() as conn:
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
         stored = conn.exec_driver_sql("select count(*) from eventblocks_events")
         lost = 2 * calls - stored.scalar_one()
+    engine.dispose()
     return elapsed, url, lost
 
 
-def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
-    """Time raw executemany of the stored rows: per batch, and in one transaction."""
-    engine = sa.create_engine(source_url)
+def _stored_rows(url: str) -> list[tuple[Any, ...]]:
+    """The event rows the store wrote, in time order."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
     with engine.connect() as conn:
         columns = ", ".join(EVENT_COLUMNS)
         rows = [
@@ -84,6 +97,77 @@ def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
             )
         ]
     engine.dispose()
+    return rows
+
+
+def _server_raw_runs(url: str) -> tuple[float, float]:
+    """Time the driver's raw executemany of the stored rows into the emptied
+    events table: per batch, and in one transaction."""
+    rows = _stored_rows(url)
+    columns = ", ".join(EVENT_COLUMNS)
+    placeholders = ", ".join("%s" for _ in EVENT_COLUMNS)
+    sql = f"INSERT INTO eventblocks_events ({columns}) VALUES ({placeholders})"
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    timings = []
+    try:
+        for mode in ("batched", "single"):
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DELETE FROM eventblocks_events")
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                step = BATCH if mode == "batched" else len(rows)
+                start = time.perf_counter()
+                for i in range(0, len(rows), step):
+                    cursor.executemany(sql, rows[i : i + step])
+                    raw.commit()
+                timings.append(time.perf_counter() - start)
+                cursor.close()
+            finally:
+                raw.close()
+    finally:
+        engine.dispose()
+    return timings[0], timings[1]
+
+
+class _ServerDatabase:
+    """A database of this run on a server: created on entry, dropped on exit."""
+
+    def __init__(self, server: str) -> None:
+        self._server = server
+        self._name = f"eventblocks_bench_{os.getpid()}_{secrets.token_hex(4)}"
+        self.url = (
+            sa.make_url(server)
+            .set(database=self._name)
+            .render_as_string(hide_password=False)
+        )
+
+    def _admin(self) -> sa.Engine:
+        return sa.create_engine(
+            self._server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+        )
+
+    def __enter__(self) -> str:
+        engine = self._admin()
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {self._name}"))
+        engine.dispose()
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        configure(emitters=[])
+        engine_for(self.url).dispose()
+        engine = self._admin()
+        with engine.connect() as conn:
+            force = " WITH (FORCE)" if engine.dialect.name == "postgresql" else ""
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self._name}{force}"))
+        engine.dispose()
+
+
+def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
+    """Time raw executemany of the stored rows: per batch, and in one transaction."""
+    rows = _stored_rows(source_url)
+    columns = ", ".join(EVENT_COLUMNS)
     placeholders = ", ".join("?" for _ in EVENT_COLUMNS)
     sql = f"INSERT INTO eventblocks_events ({columns}) VALUES ({placeholders})"
     timings = []
@@ -106,13 +190,19 @@ def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
     return timings[0], timings[1]
 
 
-def measure(calls: int, repeats: int) -> dict[str, Any]:
+def measure(calls: int, repeats: int, server: str | None = None) -> dict[str, Any]:
     store_s, batched_s, single_s, lost = [], [], [], 0
     for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            elapsed, url, missing = _store_run(folder, calls)
-            batched, single = _raw_runs(folder, url)
+        if server is not None:
+            with _ServerDatabase(server) as url:
+                elapsed, url, missing = _store_run(url, calls)
+                batched, single = _server_raw_runs(url)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                url = f"sqlite:///{folder / 'store.db'}"
+                elapsed, url, missing = _store_run(url, calls)
+                batched, single = _raw_runs(folder, url)
         store_s.append(elapsed)
         batched_s.append(batched)
         single_s.append(single)
@@ -122,6 +212,9 @@ def measure(calls: int, repeats: int) -> dict[str, Any]:
     raw_batched = events / statistics.median(batched_s)
     raw_single = events / statistics.median(single_s)
     return {
+        "database": "sqlite"
+        if server is None
+        else sa.make_url(server).get_backend_name(),
         "calls": calls,
         "events": events,
         "repeats": repeats,
@@ -155,7 +248,8 @@ def report(result: dict[str, Any]) -> str:
         ),
     ]
     lines = [
-        f"{result['calls']:,} calls = {result['events']:,} events, "
+        f"{result['database']}: {result['calls']:,} calls = {result['events']:,} "
+        "events, "
         f"median of {result['repeats']}, {result['dropped']} not stored",
         f"  {'store, end to end':<26}{rates['store_end_to_end']:>10,.0f} events/s  "
         f"{ratios['events_per_s_vs_budget']:.2f}x the 100,000/s budget  "
@@ -174,10 +268,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument(
+        "--url",
+        help="a PostgreSQL or MySQL/MariaDB server to measure on, instead of SQLite",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     globals()["BATCH"] = args.batch
-    result = measure(args.calls, args.repeats)
+    result = measure(args.calls, args.repeats, args.url)
     print(json.dumps(result, indent=2) if args.json else report(result))
 
 

@@ -16,7 +16,7 @@ from emitters._ids import uuid7_from_ns
 from emitters._model import MENDED_PAYLOAD, Event, RelatedResource, Resource
 from emitters._pipeline.buffer import EVENT_BYTES
 from emitters._pipeline.pipeline import STATE, ensure_configured
-from emitters._pipeline.record import KIND_EVENT
+from emitters._pipeline.record import KIND_EVENT, next_key
 from emitters._text import mend
 from emitters._trace import snapshot_otel_context, trace_related
 
@@ -179,6 +179,6 @@ def emit_event(
     if STATE.enabled:
         STATE.append((KIND_EVENT, built))
         STATE.weigh(EVENT_BYTES)
-        if not STATE.count() & 1023:
+        if not next_key() & 1023:
             STATE.kick()
     return built

@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -71,6 +74,18 @@ def test_call_benchmark_reports_every_ratio() -> None:
     assert providers["in_prefect_flow_ns"] is None
 
 
+def test_hook_benchmark_reports_each_hook_against_the_floor() -> None:
+    """bench_hooks.py times the HTTP and SQL payload hooks and the floor."""
+    result = _run("bench_hooks.py", "--calls", "200", "--repeats", "1")
+    ns = result["ns_per_call"]
+    assert isinstance(ns, dict)
+    assert set(ns) == {"floor", "http_get", "sql_execute", "sql_fetch_all"}
+    assert all(isinstance(v, float) and v > 0 for v in ns.values())
+    ratios = result["vs_floor"]
+    assert isinstance(ratios, dict)
+    assert set(ratios) == {"http_get", "sql_execute", "sql_fetch_all"}
+
+
 def test_memory_stays_bounded_against_a_stalled_sink() -> None:
     """200,000 calls into a sink that never returns, 4 MiB budget: drops counted,
     the one failed call kept, growth far under the budget."""
@@ -106,6 +121,39 @@ def test_store_benchmark_stores_every_event_and_reports_ratios() -> None:
         ratios["vs_raw_batched"]
         == rates["store_end_to_end"] / rates["raw_executemany_batched"]
     )
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_store_benchmark_measures_a_server_store_against_its_driver(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """bench_store.py --url stores every event on a PostgreSQL or MariaDB server,
+    in a database it creates and drops, against the driver's executemany."""
+    url = request.getfixturevalue(
+        "postgres_url" if server == "postgresql" else "mysql_url"
+    )
+
+    def bench_databases() -> set[str]:
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        query = (
+            "SELECT datname FROM pg_database"
+            if server == "postgresql"
+            else "SHOW DATABASES"
+        )
+        with engine.connect() as conn:
+            names = {row[0] for row in conn.exec_driver_sql(query)}
+        engine.dispose()
+        return {n for n in names if n.startswith("eventblocks_bench_")}
+
+    before = bench_databases()
+    result = _run("bench_store.py", "--calls", "500", "--repeats", "1", "--url", url)
+    assert result["database"] == ("postgresql" if server == "postgresql" else "mysql")
+    assert result["events"] == 1000
+    assert result["dropped"] == 0
+    rates = result["events_per_s"]
+    assert isinstance(rates, dict)
+    assert all(isinstance(v, float) and v > 0 for v in rates.values())
+    assert bench_databases() <= before  # its database is dropped
 
 
 def test_burst_benchmark_stores_every_event_of_the_default_configuration() -> None:

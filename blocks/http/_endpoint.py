@@ -28,6 +28,8 @@ from emitters._sdk import is_secret_name, origin, redact_url
 
 __all__ = ["HttpEndpoint"]
 
+_EVENT_URLS_KEPT = 256
+
 
 class HttpEndpoint(Block):
     """An HTTP API: base URL, headers, authentication, timeout, retries, TLS.
@@ -73,6 +75,10 @@ class HttpEndpoint(Block):
     follow_redirects: bool = True
 
     _clients: ClientPair = PrivateAttr(default_factory=ClientPair)
+    # The URLs of calls as their events show them (see _event_url).
+    _event_urls: dict[Any, tuple[Any, tuple[str, str, int | None]]] = PrivateAttr(
+        default_factory=dict
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -121,6 +127,51 @@ class HttpEndpoint(Block):
         if params:
             query = query.merge(params)
         return url.copy_with(params=query)
+
+    def _event_url(
+        self, path_or_url: str, params: Mapping[str, Any] | None
+    ) -> tuple[str, str, int | None]:
+        """The call's URL as its event shows it (secrets masked), and its server.
+
+        Building the URL costs tens of microseconds, and a program calls the same
+        few URLs again and again, so the answer is kept per endpoint, keyed by
+        everything it depends on (up to 256 of them).
+
+        Raises:
+            ValueError, TypeError, httpx.InvalidURL: The URL cannot be built.
+        """
+        # The private-attribute dict directly: pydantic's attribute access for
+        # private names costs microseconds.
+        private = self.__pydantic_private__
+        assert private is not None
+        cache: dict[Any, tuple[Any, tuple[str, str, int | None]]] | None = private.get(
+            "_event_urls"
+        )
+        if cache is None:
+            cache = private["_event_urls"] = {}
+        # The endpoint's own parameters are compared, not hashed: a secret value
+        # hashes in Python, while equal tuples of the same objects compare by
+        # identity.
+        own = tuple(self.params.items())
+        try:
+            key: Any = (
+                self.base_url,
+                path_or_url,
+                tuple(params.items()) if params else None,
+            )
+            hit = cache.get(key)
+        except TypeError:  # a parameter value that cannot be a key (a list)
+            key = hit = None
+        if hit is not None and hit[0] == own:
+            return hit[1]
+        url = self._url(path_or_url, params)
+        _, host, port = origin(url)
+        known = (redact_url(url), host, port)
+        if key is not None:
+            if len(cache) >= _EVENT_URLS_KEPT:
+                cache.clear()
+            cache[key] = (own, known)
+        return known
 
     def _home(self) -> tuple[str, str, int | None]:
         """The only origin this endpoint's secrets may be sent to."""

@@ -21,8 +21,6 @@ from emitters._sdk import (
     EVENTS_OFF_AT_IMPORT,
     check_http_url,
     is_secret_name,
-    origin,
-    redact_url,
 )
 
 __all__ = [
@@ -194,22 +192,25 @@ def request_payload(method: str | None) -> Callable[[Any, Any], dict[str, Any]]:
         arguments = args.arguments
         detail: dict[str, Any] = {"method": method or str(arguments["method"]).upper()}
         try:
-            url = arguments["self"]._url(arguments["path_or_url"], arguments["params"])
+            shown = arguments["self"]._event_url(
+                arguments["path_or_url"], arguments["params"]
+            )
         except (ValueError, TypeError, httpx.InvalidURL):
-            url = None  # the call failed on its URL, and its error says why
-        if url is not None:
-            _, host, port = origin(url)
-            detail["url"] = redact_url(url)
-            detail["server.address"] = host
-            detail["server.port"] = port
+            shown = None  # the call failed on its URL, and its error says why
+        if shown is not None:
+            detail["url"], detail["server.address"], detail["server.port"] = shown
         response = response_of(outcome)
         if response is not None:
             detail["status_code"] = response.status_code
             detail["bytes_received"] = len(response.content)
             detail["redirects"] = len(response.history)
-            retry_after = response.headers.get("Retry-After")
-            if retry_after is not None:
-                detail["retry_after"] = retry_after
+            # Only where the header means something (RFC 9110): looking a header
+            # up in httpx costs a microsecond, on every call.
+            status = response.status_code
+            if status in (429, 503) or 300 <= status < 400:
+                retry_after = response.headers.get("Retry-After")
+                if retry_after is not None:
+                    detail["retry_after"] = retry_after
         sent = sent_bytes(outcome)
         if sent is not None:
             detail["bytes_sent"] = sent

@@ -339,7 +339,11 @@ class DatabaseCredentials(Block):
 
     def _target(self) -> dict[str, Any]:
         """What the events say about the database: system, namespace, server."""
-        base = self._target_base
+        # The private-attribute dict directly: pydantic's attribute access for
+        # private names costs microseconds, and this runs once per call.
+        private = self.__pydantic_private__
+        assert private is not None
+        base = private.get("_target_base")
         if base is None:
             url = self._url()
             backend = url.get_backend_name()
@@ -351,9 +355,10 @@ class DatabaseCredentials(Block):
                 port = url.port or _DEFAULT_PORTS.get(backend)
                 if port is not None:
                     base["server.port"] = port
-            self._target_base = base
+            private["_target_base"] = base
         detail = dict(base)
-        engine = self._engines.current
+        engines: EngineSlot | None = private.get("_engines")
+        engine = engines.current if engines is not None else None
         # SQLAlchemy learns that a mysql:// server is MariaDB on first connect.
         if engine is not None and getattr(engine.dialect, "is_mariadb", False):
             detail["db.system.name"] = "mariadb"

@@ -2,10 +2,11 @@
 
 The caller's thread appends a record to a plain ``deque`` (the cheapest thing it
 can do) and, every 1,024 records, asks :meth:`RecordBuffer.over_budget`. The
-estimate is the number of queued records times what one costs (a call's list,
-its outcome tuple, their timestamps: about 140 bytes a record, measured with
-``tracemalloc``), plus what is known to weigh more: long error messages and
-events built by ``emit_event``. Nothing is ever built or encoded here.
+estimate is the number of queued records times what one costs (a call's two
+tuples, their key and timestamps, its entries in the call table: about 180 bytes
+a record, measured with ``tracemalloc``), plus what is known to weigh more: long
+error messages and events built by ``emit_event``. Nothing is ever built or
+encoded here.
 
 When the estimate passes the budget, :meth:`RecordBuffer.shed` makes room, in
 this order, until the estimate is back under three quarters of it:
@@ -30,8 +31,9 @@ from typing import Any
 
 from emitters._model import RelatedResource
 from emitters._pipeline.record import (
-    CALL_ID,
-    CALL_RUN,
+    CALL_KEY,
+    CALLS,
+    KIND_CALL,
     KIND_EVENT,
     KIND_OUTCOME,
     Record,
@@ -47,9 +49,10 @@ __all__ = [
 ]
 
 # What one queued record costs, on average over a call's two records (measured
-# with tracemalloc on CPython 3.11: a 7-slot list with its int timestamp, and a
-# 5-slot tuple with its own; references to shared objects cost nothing extra).
-RECORD_BYTES = 140
+# with tracemalloc on CPython 3.11: two 5-slot tuples with their key and
+# timestamps, and the call's entries in the call table; 160 bytes outside a
+# run, 187 in one; references to shared objects cost nothing extra).
+RECORD_BYTES = 180
 # Beyond the budget, shed down to this share of it.
 _SHED_TO = 0.75
 
@@ -110,7 +113,7 @@ class LossLedger:
 
 def _describe_loss(record: Record) -> tuple[bool, tuple[RelatedResource, ...]]:
     """Whether a record is a failure, and the run it belongs to."""
-    if type(record) is list:
+    if record[0] == KIND_CALL:
         call = record
         failed = False
     elif record[0] == KIND_OUTCOME:
@@ -120,7 +123,7 @@ def _describe_loss(record: Record) -> tuple[bool, tuple[RelatedResource, ...]]:
         event = record[1]
         run = tuple(r for r in event.related if r.role in ("flow-run", "task-run"))
         return event.event.endswith(".failed"), run
-    context = call[CALL_RUN]
+    context = CALLS.runs.get(call[CALL_KEY])
     return failed, (context.related if context is not None else ())
 
 
@@ -143,6 +146,11 @@ class RecordBuffer:
         # Taken by the dispatcher to pop and by shed() to rebuild the queue, so
         # that neither sees the other's half-done work.
         self.lock = threading.Lock()
+        # The batch the dispatcher is building, and the calls whose outcome was
+        # shed while their started record was in it: the dispatcher forgets
+        # those once it is done with the batch (see done_with_batch).
+        self._in_flight: list[Record] = []
+        self._deferred: list[int] = []
 
     def weigh(self, nbytes: int) -> None:
         """Add ``nbytes`` to the estimate (a record that weighs more than most)."""
@@ -166,14 +174,23 @@ class RecordBuffer:
                     out.append(pop())
             except IndexError:
                 pass
+            self._in_flight = out
         self._release(out)
         return out
+
+    def done_with_batch(self) -> None:
+        """The dispatcher built (or let go of) the last batch it popped."""
+        with self.lock:
+            self._in_flight = []
+            deferred, self._deferred = self._deferred, []
+        for key in deferred:
+            CALLS.release(key)
 
     def _release(self, records: list[Record]) -> None:
         """Take what ``records`` weighed beyond RECORD_BYTES off the estimate."""
         freed = 0
         for record in records:
-            if type(record) is not list:
+            if record[0] != KIND_CALL:
                 freed += _extra_weight(record)
         if freed:
             self.extra_bytes = max(0, self.extra_bytes - freed)
@@ -187,8 +204,20 @@ class RecordBuffer:
             target = int(self.max_bytes * _SHED_TO)
             kept, lost, orphans = _shed(taken, target, max(0, self.extra_bytes))
             queue.extendleft(reversed(kept))
-        self.ledger.note(lost)
-        self._release([r for r in lost if type(r) is not list])
+            # An outcome shed is the end of its call in the pipeline; a call
+            # whose started record is being built now is forgotten after that.
+            building = {r[CALL_KEY] for r in self._in_flight if r[0] == KIND_CALL}
+            ended: list[int] = []
+            for record in lost:
+                if record[0] == KIND_OUTCOME:
+                    key = record[1][CALL_KEY]
+                    (self._deferred if key in building else ended).append(key)
+            # Under the lock: once it is released, the dispatcher may build the
+            # outcome of a started record shed here and forget the call's run.
+            self.ledger.note(lost)
+        self._release(lost)
+        for key in ended:
+            CALLS.release(key)
         self.extra_bytes += orphans * ORPHAN_BYTES
         return len(lost)
 
@@ -217,14 +246,14 @@ def _extra_weight(record: Any) -> int:
 def _orphans(records: list[Record]) -> int:
     """Outcomes in ``records`` whose call is kept alive by them alone: its started
     record was shed (never built) and is not among ``records``."""
-    started = {id(r) for r in records if type(r) is list}
+    started = {r[CALL_KEY] for r in records if r[0] == KIND_CALL}
+    built = CALLS.started
     return sum(
         1
         for r in records
-        if type(r) is not list
-        and r[0] == KIND_OUTCOME
-        and r[1][CALL_ID] is None
-        and id(r[1]) not in started
+        if r[0] == KIND_OUTCOME
+        and r[1][CALL_KEY] not in started
+        and r[1][CALL_KEY] not in built
     )
 
 
@@ -238,15 +267,13 @@ def _shed(
     """
     before = _orphans(records)
     succeeded = {
-        id(r[1])
-        for r in records
-        if type(r) is not list and r[0] == KIND_OUTCOME and r[4] is None
+        r[1][CALL_KEY] for r in records if r[0] == KIND_OUTCOME and r[4] is None
     }
     lost: list[Record] = []
     kept: list[Record] = []
     # 1. The started halves of successful calls whose outcome is queued.
     for r in records:
-        if type(r) is list and id(r) in succeeded:
+        if r[0] == KIND_CALL and r[CALL_KEY] in succeeded:
             lost.append(r)
         else:
             kept.append(r)
@@ -256,22 +283,20 @@ def _shed(
         # 2. Whole successful calls and emit_event events, oldest first.
         rest: list[Record] = []
         for r in kept:
-            if (
-                excess > 0
-                and type(r) is not list
-                and (r[0] == KIND_EVENT or r[4] is None)
+            if excess > 0 and (
+                r[0] == KIND_EVENT or (r[0] == KIND_OUTCOME and r[4] is None)
             ):
                 lost.append(r)
                 # An outcome whose started record is gone also frees its call.
-                orphaned = r[0] == KIND_OUTCOME and r[1][CALL_ID] is None
+                orphaned = r[0] == KIND_OUTCOME and r[1][CALL_KEY] not in CALLS.started
                 excess -= 2 if orphaned else 1
             else:
                 rest.append(r)
         kept = rest
     if excess > 0:
         # 3. Whatever is left, oldest first: running calls before failures.
-        order: list[Record] = [r for r in kept if type(r) is list]
-        order += [r for r in kept if type(r) is not list]
+        order: list[Record] = [r for r in kept if r[0] == KIND_CALL]
+        order += [r for r in kept if r[0] != KIND_CALL]
         doomed = {id(r) for r in order[:excess]}
         lost.extend(r for r in kept if id(r) in doomed)
         kept = [r for r in kept if id(r) not in doomed]

@@ -25,14 +25,13 @@ from emitters._ids import _VERSION_AND_VARIANT as _VV
 from emitters._model import _ALL_FIELDS, _EVENT_SLOTS, Event, RelatedResource, Resource
 from emitters._pipeline.record import (
     CALL_CALLER,
-    CALL_ID,
+    CALL_KEY,
     CALL_METHOD,
-    CALL_OTEL,
-    CALL_RELATED,
-    CALL_RUN,
-    CALL_SOURCE,
     CALL_T0,
+    CALLS,
+    KIND_CALL,
     KIND_OUTCOME,
+    Call,
     Record,
 )
 from emitters._redact import redact_event, redact_related
@@ -141,33 +140,37 @@ class EventBuilder:
             self._names[key] = names
         return names
 
-    def _ensure_id(self, call: list[Any]) -> Any:
-        started_id = call[CALL_ID]
-        if started_id is None:
-            wall = call[CALL_T0] + self._offset()
-            started_id = self._ids.from_ms(wall // 1_000_000)
-            call[CALL_ID] = started_id
+    def _ensure_id(self, call: Call) -> Any:
+        """Return the id of the call's ``started`` event, making it if need be
+        (for a nested call whose caller's started record was shed)."""
+        key = call[CALL_KEY]
+        known = CALLS.started.get(key)
+        if known is not None:
+            return known[0]
+        wall = call[CALL_T0] + self._offset()
+        started_id = self._ids.from_ms(wall // 1_000_000)
+        CALLS.started[key] = (started_id, None)
         return started_id
 
-    def _describe(self, call: list[Any]) -> Described:
-        """Return the call's resource, related resources and event names, once.
+    def _describe(self, call: Call) -> Described:
+        """Return the call's resource, related resources and event names.
 
         Calls of one block method in one run with no caller and no span share
         their parts, so those are cached by identity (the cache keeps the key
         objects alive, so an id cannot be reused while its entry exists).
         """
-        info: SourceInfo = call[CALL_SOURCE].__eventblocks_source__()
-        run: RunContext | None = call[CALL_RUN]
+        key = call[CALL_KEY]
+        info: SourceInfo = CALLS.sources[key].__eventblocks_source__()
+        run: RunContext | None = CALLS.runs.get(key)
         if run is None:
             run = self._env_run
-        otel = call[CALL_OTEL]
+        otel = CALLS.contexts.get(key)
         caller = call[CALL_CALLER]
         method: str = call[CALL_METHOD]
         if not otel and caller is None:
-            key = (id(info), id(run), method, secrets_version())
-            hit = self._described.get(key)
+            cache_key = (id(info), id(run), method, secrets_version())
+            hit = self._described.get(cache_key)
             if hit is not None and hit[0] is info and hit[1] is run:
-                call.append(hit[2])
                 return hit[2]
         # Run names and labels come from user code: mask them like payloads.
         related = info.related + redact_related(run.related)
@@ -182,9 +185,16 @@ class EventBuilder:
         if not otel and caller is None:
             if len(self._described) >= _DESCRIBED_MAX:
                 self._described.clear()
-            self._described[key] = (info, run, described)
-        call.append(described)
+            self._described[cache_key] = (info, run, described)
         return described
+
+    @staticmethod
+    def release(records: list[Record]) -> None:
+        """Forget the calls whose outcome is among ``records`` (see CALLS)."""
+        release = CALLS.release
+        for record in records:
+            if record[0] == KIND_OUTCOME:
+                release(record[1][CALL_KEY])
 
     # -- records -----------------------------------------------------------------
 
@@ -203,29 +213,32 @@ class EventBuilder:
         new, set_int, set_safe, unknown = _new, _set_uuid_int, _set_uuid_safe, _UNKNOWN
         set_dict, set_fields, set_extra, set_private = _EVENT_SLOTS
         all_fields = _ALL_FIELDS
-        uuid_type, event_type, list_type = UUID, Event, list
+        uuid_type, event_type = UUID, Event
         describe = self._describe
         date = datetime
         utc = _UTC
         second = self._second
         y, mo, d, h, mi, s = self._second_parts
+        started_ids = CALLS.started
         out: list[Event] = []
         append = out.append
         for record in records:
-            if type(record) is list_type:  # a call's started record
+            kind = record[0]
+            if kind == KIND_CALL:  # a call's started record
                 call = record
                 is_started = True
                 wall = call[CALL_T0] + offset
-            elif record[0] == KIND_OUTCOME:
+            elif kind == KIND_OUTCOME:
                 call = record[1]
                 is_started = False
                 wall = record[2] + offset
             else:
                 append(redact_event(record[1], resources=True))
                 continue
-            described = (
-                call[CALL_RELATED] if len(call) > CALL_RELATED else describe(call)
-            )
+            known = started_ids.get(call[1])
+            described = known[1] if known is not None and known[1] is not None else None
+            if described is None:
+                described = describe(call)
             # A UUIDv7 for this event (see IdSequence.from_ms).
             ms = wall // 1_000_000
             if ms > last_ms:
@@ -245,20 +258,20 @@ class EventBuilder:
                 y, mo, d, h, mi, s = self._parts_of(sec)
             occurred = date(y, mo, d, h, mi, s, rest // 1000, utc)
             if is_started:
-                if call[CALL_ID] is None:
-                    call[CALL_ID] = event_id
-                else:  # made earlier, when a nested call named it as its caller
-                    event_id = call[CALL_ID]
+                if known is not None:  # made earlier, by a call nested in this one
+                    event_id = known[0]
+                started_ids[call[1]] = (event_id, described)
                 name = described[2]
                 payload: dict[str, Any] = {}
                 follows = None
                 error = extra = None
             else:
                 _, _, end_ns, extra, error = record
-                follows = call[CALL_ID]
-                if follows is None:  # its started record was dropped
+                if known is None:  # its started record was shed
                     follows = self._ensure_id(call)
                     self._orphans += 1
+                else:
+                    follows = known[0]
                 payload = {"duration_ms": (end_ns - call[CALL_T0]) / 1e6}
                 if error is None:
                     name = described[3]
@@ -288,6 +301,9 @@ class EventBuilder:
             if error is not None or extra:
                 event = redact_event(event)
             append(event)
+        # Only now, so that a batch built again record by record after a
+        # failure still finds every call.
+        self.release(records)
         ids.last_ms, ids.counter = last_ms, counter
         self._second = second
         self._second_parts = (y, mo, d, h, mi, s)

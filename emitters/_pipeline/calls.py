@@ -6,11 +6,13 @@ async generator function. The instance must implement ``__eventblocks_source__``
 (see :class:`emitters._pipeline.build.SupportsEventSource`).
 
 Per call, the caller's thread does one flag check, reads two context variables
-(and, outside an explicit run scope, asks the run context providers),
-takes two monotonic timestamps, sets and resets the active call, and appends two
-tuples to the queue. Everything else happens on the dispatcher's thread. When a
-sink asked for live spans (``STATE.live``, see :mod:`emitters.otel._live`), the
-wrapper also starts and ends the call's span here.
+(and, outside an explicit run scope, asks the run context providers), takes two
+monotonic timestamps, sets and resets the active call, puts the block (and the
+run context) in the call table under the call's key, and appends two tuples to
+the queue (see :mod:`emitters._pipeline.record`). Everything else happens on the
+dispatcher's thread. When a sink asked for live spans (``STATE.live``, see
+:mod:`emitters.otel._live`), the wrapper also starts and ends the call's span
+here.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ from emitters._introspect import qualified_name
 from emitters._pipeline.binding import Binder
 from emitters._pipeline.pipeline import STATE
 from emitters._pipeline.record import (
-    CALL_SOURCE,
+    CALL_KEY,
+    CALLS,
+    KIND_CALL,
     KIND_OUTCOME,
     Call,
     call_source,
     new_call,
     new_outcome,
+    next_key,
 )
 from emitters._providers.registry import provided_run_context
 from emitters._text import mend_text
@@ -137,7 +142,13 @@ def _sync_wrapper(
     st = STATE
     active_get, active_set, active_reset = _active_get, _active_set, _active_reset
     run_get, provided, otel_get, clock = _run_get, _provided, _otel_get, perf_counter_ns
-    outcome_kind, mask, source_at = KIND_OUTCOME, _MASK, CALL_SOURCE
+    call_kind, outcome_kind, mask, key_at = KIND_CALL, KIND_OUTCOME, _MASK, CALL_KEY
+    sources, runs, contexts, next_count = (
+        CALLS.sources,
+        CALLS.runs,
+        CALLS.contexts,
+        next_key,
+    )
 
     def record_sync_call(
         wrapped: Callable[..., Any],
@@ -148,13 +159,20 @@ def _sync_wrapper(
         if not st.enabled:
             return wrapped(*args, **kwargs)
         caller = active_get()
-        if caller is not None and caller[source_at] is instance:
+        if caller is not None and sources.get(caller[key_at]) is instance:
             return wrapped(*args, **kwargs)
-        # The layout of record.new_call, written out: a call here costs ~50 ns.
+        # What record.new_call does, written out: a call here costs ~50 ns.
+        key = next_count()
+        sources[key] = instance
         run = run_get() or provided()
-        call = [None, instance, method, run, otel_get(), caller, clock()]
+        if run is not None:
+            runs[key] = run
+        otel = otel_get()
+        if otel:  # an empty context (no span) is shared: nothing to keep
+            contexts[key] = otel
+        call = (call_kind, key, method, caller, clock())
         st.append(call)
-        if not st.count() & mask:
+        if not key & mask:
             st.kick()
         token = active_set(call)
         live_hook = st.live
@@ -178,7 +196,7 @@ def _sync_wrapper(
                 # describe its error: record it without calling anything.
                 info = _RECURSION_INFO
             st.append((outcome_kind, call, end, extra, info))
-            if not st.count() & mask:
+            if not next_count() & mask:
                 with suppress(RecursionError):
                     st.kick()
             raise
@@ -194,7 +212,7 @@ def _sync_wrapper(
             if live is not None:
                 live.end(None, extra)
             st.append((outcome_kind, call, end, extra, None))
-        if not st.count() & mask:
+        if not next_count() & mask:
             st.kick()
         return result
 
@@ -206,7 +224,7 @@ def _start(instance: Any, method: str, caller: Call | None) -> Call:
     run = _run_get() or _provided()
     call = new_call(instance, method, run, _otel_get(), caller, perf_counter_ns())
     STATE.append(call)
-    if not STATE.count() & _MASK:
+    if not call[CALL_KEY] & _MASK:
         STATE.kick()
     return call
 
@@ -242,7 +260,7 @@ def _finish(
     if live is not None:
         live.end(info, extra)
     STATE.append(new_outcome(call, end, extra, info))
-    if not STATE.count() & _MASK:
+    if not next_key() & _MASK:
         STATE.kick()
 
 
@@ -258,7 +276,7 @@ def _coroutine_wrapper(
         kwargs: dict[str, Any],
     ) -> Any:
         caller = _active_get()
-        if caller is not None and caller[CALL_SOURCE] is instance:
+        if caller is not None and call_source(caller) is instance:
             return await coro
         call = _start(instance, method, caller)
         token = _active_set(call)
@@ -299,7 +317,7 @@ def _generator_wrapper(
         kwargs: dict[str, Any],
     ) -> Generator[Any, Any, Any]:
         caller = _active_get()
-        if not st.enabled or (caller is not None and caller[CALL_SOURCE] is instance):
+        if not st.enabled or (caller is not None and call_source(caller) is instance):
             return (yield from gen)
         call = _start(instance, method, caller)
         # A generator's span is not made current: the consumer's code runs
@@ -371,7 +389,7 @@ def _async_generator_wrapper(
         kwargs: dict[str, Any],
     ) -> AsyncGenerator[Any, Any]:
         caller = _active_get()
-        if not st.enabled or (caller is not None and caller[CALL_SOURCE] is instance):
+        if not st.enabled or (caller is not None and call_source(caller) is instance):
             async for item in agen:
                 yield item
             return

@@ -9,7 +9,6 @@ the processors and hands each batch to every sink's
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from emitters._pipeline.buffer import (
 )
 from emitters._pipeline.build import EventBuilder
 from emitters._pipeline.delivery import SinkWorker, throttle
-from emitters._pipeline.record import Record
+from emitters._pipeline.record import Record, keys_issued, next_key
 from emitters._processors import DropEvent, Processor
 from emitters._redact import redact_text
 
@@ -45,11 +44,6 @@ _STALLED_S = 1.0
 
 CLOSE_GRACE_S = 0.5
 """Seconds every sink's ``close()`` gets at least, even once the timeout ran out."""
-
-
-def _count_value(counter: itertools.count[int]) -> int:
-    # itertools.count has no public getter; its repr is "count(N)".
-    return int(repr(counter)[6:-1])
 
 
 @dataclass
@@ -110,7 +104,10 @@ class Dispatcher:
         self.taps = taps
         self.buffer = RecordBuffer(config.max_buffer_bytes)
         self._wake_bytes = config.max_buffer_bytes // _WAKE_SHARE
-        self.emitted = itertools.count()
+        # Records are counted by the process-wide key counter (see record.py):
+        # this dispatcher's share is what it gave out while installed.
+        self._emitted_from = keys_issued()
+        self._emitted_until: int | None = None
         self.consumed = 0
         self.build_errors = 0
         self.filtered = 0
@@ -194,11 +191,14 @@ class Dispatcher:
             self.consumed += len(records)
             if not self.workers and not self.taps:
                 buffer.ledger.take()
+                self.builder.release(records)
+                buffer.done_with_batch()
                 continue
             try:
                 events = self.builder.build(records)
             except BaseException:  # nothing may kill the thread (SystemExit included)
                 events = self._build_one_by_one(records)
+            buffer.done_with_batch()
             buffer.release_orphans(self.builder.take_orphans())
             if self.config.processors:
                 events = self._process(events)
@@ -258,7 +258,7 @@ class Dispatcher:
             except Exception as exc:  # pragma: no cover - the parts are our own
                 throttle.warn("loss-event", "could not record a loss: %s", exc)
                 continue
-            next(self.emitted)  # the pipeline emits it: counted like the others
+            next_key()  # the pipeline emits it: counted like the others
             out.append(event)
         return out
 
@@ -399,6 +399,7 @@ class Dispatcher:
             try:
                 events.extend(self.builder.build([record]))
             except BaseException as exc:
+                self.builder.release([record])
                 self.build_errors += 1
                 # No traceback: its text could hold a secret the filter cannot see.
                 throttle.warn(
@@ -410,6 +411,11 @@ class Dispatcher:
                 )
         return events
 
+    def stop_counting(self) -> None:
+        """Another dispatcher is installed: records counted from now on are its."""
+        if self._emitted_until is None:
+            self._emitted_until = keys_issued()
+
     def losses(self) -> int:
         """Events dropped or failed so far, in this dispatcher."""
         return (
@@ -419,7 +425,8 @@ class Dispatcher:
         )
 
     def stats(self) -> dict[str, Any]:
-        emitted = _count_value(self.emitted)
+        until = self._emitted_until
+        emitted = (keys_issued() if until is None else until) - self._emitted_from
         queued = len(self.buffer.queue)
         backlog = {w.name: w.dropped for w in self.workers}
         return {

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import importlib.metadata
-import itertools
 import os
 import sys
 import threading
@@ -47,20 +46,19 @@ EVENTS_OFF_AT_IMPORT = _settings.events_off()
 
 
 class _HotState:
-    """What the caller's thread reads on every call: one flag and two callables.
+    """What the caller's thread reads on every call: one flag and a few callables.
 
     ``live`` is a sink's hook for spans made on the caller's thread (see
     :mod:`emitters.otel._live`), read once per recorded call; None when no sink
     wants one.
     """
 
-    __slots__ = ("append", "count", "enabled", "kick", "live", "weigh")
+    __slots__ = ("append", "enabled", "kick", "live", "weigh")
 
     def __init__(self) -> None:
         self.enabled = False
         self.live: LiveCallHook | None = None
         self.append: Callable[[Record], None] = lambda record: None
-        self.count: Callable[[], int] = itertools.count().__next__
         self.kick: Callable[[], None] = lambda: None
         self.weigh: Callable[[int], None] = lambda nbytes: None
 
@@ -85,7 +83,6 @@ class _Pipeline:
             dispatcher = Dispatcher(config, self.taps)
             STATE.enabled = False
             STATE.append = dispatcher.appender()
-            STATE.count = dispatcher.emitted.__next__
             STATE.kick = dispatcher.kick
             STATE.weigh = dispatcher.buffer.weigh
             STATE.live = _live_hook(config.emitters)
@@ -93,6 +90,7 @@ class _Pipeline:
             STATE.enabled = config.enabled
             _exit_through_multiprocessing()
             if old is not None:
+                old.stop_counting()
                 if stop_old:
                     # Sinks the new configuration keeps stay open.
                     keep = frozenset(id(e) for e in config.emitters)

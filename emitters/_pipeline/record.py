@@ -1,18 +1,27 @@
 """The queued records: their one definition, and named accessors for readers.
 
-The caller's thread queues the cheapest thing that carries a call: a list for
-the call itself, shared by its ``started`` and outcome records, and a tuple for
-the outcome. Building a class instance per call would cost more than the rest
-of the hot path, so the layout is positional, defined here once, and every
-reader outside the pipeline's own builder goes through the accessors below.
+The caller's thread queues the cheapest thing that carries a call: two tuples,
+one when it starts and one when it ends. Building a class instance per call
+would cost more than the rest of the hot path, so the layout is positional,
+defined here once, and every reader outside the pipeline's own builder goes
+through the accessors below.
+
+The tuples hold only ints, strings, ``None`` and each other, never the block,
+the run context or the OpenTelemetry context: CPython's cyclic garbage collector
+stops tracking such a tuple the first time it sees it, so a queue of a million
+waiting records costs its collections nothing, and does not make them run more
+often (a tracked record per call made full collections walk every waiting
+record, and everything else in the program, again and again). The objects a call
+refers to wait in the :data:`CALLS` table instead, under the call's key, from
+the call's start until its outcome record leaves the pipeline (built, shed or
+discarded).
 
 A queued record is one of:
 
-- a **call** (its ``started`` record): the list
-  ``[started_id, source, method, run_context, otel_context, caller, start_ns]``,
-  made by :func:`new_call`. The dispatcher fills in ``started_id`` and appends the
-  call's described parts (resource, related resources, names) once, at
-  :data:`CALL_RELATED`.
+- a **call** (its ``started`` record): the tuple
+  ``(KIND_CALL, key, method, caller, start_ns)``, made by :func:`new_call`,
+  where ``key`` is unique in the process and ``caller`` the call record of the
+  block call this one was made from, or None.
 - an **outcome**: ``(KIND_OUTCOME, call, end_ns, extra_payload | None,
   (error_type, message) | None)``, made by :func:`new_outcome`.
 - an **event** built by ``emit_event()``: ``(KIND_EVENT, event)``.
@@ -20,6 +29,7 @@ A queued record is one of:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,33 +37,78 @@ if TYPE_CHECKING:
     from emitters._context import RunContext
 
 __all__ = [
+    "CALLS",
     "CALL_CALLER",
-    "CALL_ID",
+    "CALL_KEY",
     "CALL_METHOD",
-    "CALL_OTEL",
-    "CALL_RELATED",
-    "CALL_RUN",
-    "CALL_SOURCE",
     "CALL_T0",
+    "KIND_CALL",
     "KIND_EVENT",
     "KIND_OUTCOME",
     "Call",
+    "CallTable",
     "Record",
     "call_method",
     "call_otel_context",
     "call_run",
     "call_source",
+    "keys_issued",
     "new_call",
     "new_outcome",
+    "next_key",
 ]
 
+KIND_CALL = 0
 KIND_OUTCOME = 1
 KIND_EVENT = 2
-CALL_ID, CALL_SOURCE, CALL_METHOD, CALL_RUN, CALL_OTEL, CALL_CALLER, CALL_T0 = range(7)
-CALL_RELATED = 7
+_, CALL_KEY, CALL_METHOD, CALL_CALLER, CALL_T0 = range(5)
 
-Call = list[Any]
-Record = tuple[Any, ...] | list[Any]
+Call = tuple[Any, ...]
+Record = tuple[Any, ...]
+
+
+class CallTable:
+    """What the calls in the pipeline refer to, by call key (one per process).
+
+    Attributes:
+        sources: The object whose method was called, from the call's start
+            until its outcome leaves the pipeline.
+        runs: The run context snapshotted at the call's start, when there was one.
+        contexts: The OpenTelemetry context at the call's start, when it was
+            not empty.
+        started: Filled by the dispatcher: the ``started`` event's id of a call
+            (and its described parts), from the moment it is known until the
+            outcome is built, so the outcome can follow it.
+    """
+
+    __slots__ = ("contexts", "runs", "sources", "started")
+
+    def __init__(self) -> None:
+        self.sources: dict[int, Any] = {}
+        self.runs: dict[int, RunContext] = {}
+        self.contexts: dict[int, Mapping[str, Any]] = {}
+        self.started: dict[int, tuple[Any, Any]] = {}
+
+    def release(self, key: int) -> None:
+        """Forget the call ``key``: its outcome left the pipeline."""
+        self.sources.pop(key, None)
+        self.runs.pop(key, None)
+        self.contexts.pop(key, None)
+        self.started.pop(key, None)
+
+
+CALLS = CallTable()
+
+# Keys of calls and the pipeline's count of emitted records, in one counter:
+# the hot path asks it once per record anyway.
+_keys = itertools.count()
+next_key = _keys.__next__
+
+
+def keys_issued() -> int:
+    """How many keys :func:`next_key` has given out so far."""
+    # itertools.count has no public getter; its repr is "count(N)".
+    return int(repr(_keys)[6:-1])
 
 
 def new_call(
@@ -64,12 +119,18 @@ def new_call(
     caller: Call | None,
     start_ns: int,
 ) -> Call:
-    """Return the record of a call that starts now (its ``started`` record).
+    """Register a call that starts now, and return its ``started`` record.
 
-    The sync wrapper writes the same list literally, since a function call is a
+    The sync wrapper does the same inline, since a function call is a
     measurable part of its cost; a test pins that both agree.
     """
-    return [None, source, method, run, otel, caller, start_ns]
+    key = next_key()
+    CALLS.sources[key] = source
+    if run is not None:
+        CALLS.runs[key] = run
+    if otel:
+        CALLS.contexts[key] = otel
+    return (KIND_CALL, key, method, caller, start_ns)
 
 
 def new_outcome(
@@ -83,8 +144,11 @@ def new_outcome(
 
 
 def call_source(call: Call) -> Any:
-    """The object whose method was called (it has ``__eventblocks_source__``)."""
-    return call[CALL_SOURCE]
+    """The object whose method was called (it has ``__eventblocks_source__``).
+
+    Known while the call's outcome is in the pipeline.
+    """
+    return CALLS.sources.get(call[CALL_KEY])
 
 
 def call_method(call: Call) -> str:
@@ -95,11 +159,9 @@ def call_method(call: Call) -> str:
 
 def call_run(call: Call) -> RunContext | None:
     """The run context snapshotted when the call started, or None."""
-    run: RunContext | None = call[CALL_RUN]
-    return run
+    return CALLS.runs.get(call[CALL_KEY])
 
 
 def call_otel_context(call: Call) -> Mapping[str, Any] | None:
     """The OpenTelemetry context active when the call started, or None."""
-    otel: Mapping[str, Any] | None = call[CALL_OTEL]
-    return otel
+    return CALLS.contexts.get(call[CALL_KEY])

@@ -260,6 +260,45 @@ class _CoreInsert:
         return None
 
 
+class _UnnestInsert:
+    """PostgreSQL through psycopg: every row of a batch in one small statement.
+
+    ``INSERT ... SELECT * FROM unnest(%s::text[], %s::bigint[], ...)`` sends one
+    array per column. A statement with a placeholder per value, as a multi-row
+    ``VALUES`` has, is parsed again by psycopg on every batch (it caches only
+    small statements): that parsing cost more than the database's own work, and
+    held the store to a fifth of the rate of the driver's ``executemany``.
+    """
+
+    def __init__(self, table: sa.Table, key: str | None = None) -> None:
+        self._key = key
+        casts = ", ".join(
+            f"%b::{'bigint' if isinstance(c.type, sa.BigInteger) else 'text'}[]"
+            for c in table.columns
+        )
+        columns = ", ".join(c.name for c in table.columns)
+        tail = f" RETURNING {key}" if key is not None else ""
+        self._sql = (
+            f"INSERT INTO {table.name} ({columns}) SELECT * FROM unnest({casts}) "
+            f"ON CONFLICT DO NOTHING{tail}"
+        )
+        self._width = len(table.columns)
+
+    def __call__(
+        self, conn: Connection, rows: list[tuple[Any, ...]], keys: bool = False
+    ) -> set[str] | None:
+        """Insert ``rows``; for events, return the keys really inserted."""
+        if not rows:
+            return set() if self._key is not None else None
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        result = conn.exec_driver_sql(self._sql, columns)
+        if self._key is None:
+            return None
+        cursor = result.cursor
+        assert cursor is not None
+        return set(itertools.chain.from_iterable(cursor.fetchall()))
+
+
 class SQLEventStore(Emitter):
     """Stores events in a SQL database, and answers questions about them.
 
@@ -374,6 +413,9 @@ class SQLEventStore(Emitter):
                 statements.append(_SqliteInsert(table.name, columns, returning))
                 continue
             new_keys: str | None = None
+            if backend == "postgresql" and engine.dialect.driver == "psycopg":
+                statements.append(_UnnestInsert(table, "id" if events else None))
+                continue
             if backend == "postgresql":
                 stmt: Any = postgresql.insert(table).on_conflict_do_nothing()
                 if events:

@@ -316,6 +316,35 @@ def test_paths_join_the_base_url_and_parameters_merge(server: Server) -> None:
     assert "sort=asc" in url
 
 
+def test_the_event_url_follows_each_call_and_a_changed_endpoint(
+    server: Server,
+) -> None:
+    """The URL an event shows is kept per endpoint, yet each call's event shows its
+    own path and parameters, and a change to the endpoint's parameters or base URL
+    shows at once; secret values stay masked."""
+    token = secrets.token_hex(8)
+    with (
+        HttpEndpoint(base_url=f"{server.url}/v1", params={"token": token}) as http,
+        capture_events() as events,
+    ):
+        http.get("json", params={"page": "1"})
+        http.get("json", params={"page": "2"})
+        http.get("json", params={"page": "1"})
+        http.params["lang"] = "en"
+        http.get("json", params={"page": "1"})
+        http.base_url = f"{server.url}/v2"
+        http.get("json", params={"page": [1, 2]})  # a value that cannot be a key
+    urls = [e.payload["url"] for e in events if e.event.endswith(".succeeded")]
+    assert urls == [
+        f"{server.url}/v1/json?token={MASK}&page=1",
+        f"{server.url}/v1/json?token={MASK}&page=2",
+        f"{server.url}/v1/json?token={MASK}&page=1",
+        f"{server.url}/v1/json?token={MASK}&lang=en&page=1",
+        f"{server.url}/v2/json?token={MASK}&lang=en&page=1&page=2",
+    ]
+    assert nowhere(token, events)
+
+
 def test_an_absolute_url_on_another_server_is_refused(
     endpoint: HttpEndpoint, server: Server
 ) -> None:

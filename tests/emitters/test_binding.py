@@ -19,6 +19,8 @@ class Target:
 
     def positional_only(self, path: str, /, mode: str = "r") -> None: ...
 
+    def options(self, op: str, params: Any = None, **options: Any) -> None: ...
+
 
 CALLS = [
     ("plain", ("a.txt",), {}),
@@ -29,6 +31,10 @@ CALLS = [
     ("required_kw", ("a.txt",), {"where": "x"}),
     ("variadic", ("a", "b"), {"k": 1}),
     ("positional_only", ("a.txt",), {}),
+    ("options", ("select 1",), {}),
+    ("options", ("select 1",), {"params": {}, "timeout": 3}),
+    ("options", (), {"op": "select 1", "stream": True, "params": None}),
+    ("options", ("select 1",), {"options": 1}),
 ]
 
 
@@ -55,6 +61,8 @@ def test_binder_agrees_with_signature_bind(
         ("plain", ("a.txt",), {"colour": "red"}),  # unknown
         ("plain", ("a", "b", "c"), {}),  # too many
         ("required_kw", ("a.txt",), {}),
+        ("options", ("select 1",), {"op": "select 2"}),  # given twice
+        ("options", (), {"timeout": 3}),  # a required argument missing
     ],
 )
 def test_binder_refuses_what_bind_refuses(

@@ -18,6 +18,7 @@ from emitters import Emitter, Event, MemoryEmitter, configure, flow_run, flush
 from emitters._emitter import LiveCall, LiveCallHook
 from emitters._pipeline import pipeline
 from emitters._pipeline.record import (
+    KIND_CALL,
     Call,
     call_method,
     call_otel_context,
@@ -217,7 +218,7 @@ async def test_every_wrapper_queues_the_one_call_layout(
     with flow_run("layout") as run:
         block.query("a")
         await block.aquery("b")
-    calls = [r for r in queued if type(r) is list]
+    calls = [r for r in queued if r[0] == KIND_CALL]
     assert len(calls) == 2
     reference = new_call(block, "query", None, None, None, 0)
     for call, method in zip(calls, ["query", "aquery"], strict=True):

@@ -1,0 +1,149 @@
+"""Queued call records stay out of the garbage collector's way, and the table of
+calls forgets each call once its outcome left the pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from blocks import Block
+from emitters import Emitter, Event, MemoryEmitter, configure, flow_run, flush
+from emitters._pipeline.pipeline import _PIPELINE
+from emitters._pipeline.record import CALLS
+
+# A budget whose wake-up share no test loop reaches: the dispatcher stays parked
+# until flush().
+PARKED = 1 << 40
+
+
+class RecordProbe(Block):
+    """A block with a cheap method, one that fails, and one that calls another."""
+
+    def read(self, i: int) -> int:
+        if i < 0:
+            raise ValueError("negative reading")
+        return i
+
+    def read_other(self, other: RecordProbe) -> int:
+        return other.read(1)
+
+
+def _table_sizes() -> tuple[int, int, int, int]:
+    return (
+        len(CALLS.sources),
+        len(CALLS.runs),
+        len(CALLS.contexts),
+        len(CALLS.started),
+    )
+
+
+def test_waiting_records_are_not_tracked_by_the_garbage_collector() -> None:
+    """Records waiting in the queue, in a run, under a span, nested or failed,
+    are untracked once the collector has seen them, and build the same events."""
+    sink = MemoryEmitter()
+    configure(emitters=[sink], flush_interval=60.0, max_buffer_bytes=PARKED)
+    assert flush(10)
+    gauge, other = RecordProbe(), RecordProbe()
+    tracer = TracerProvider().get_tracer("test")
+    with flow_run("records"):
+        for i in range(100):
+            gauge.read(i)
+        with tracer.start_as_current_span("outer"):
+            gauge.read(1)
+        gauge.read_other(other)
+        with contextlib.suppress(ValueError):
+            gauge.read(-1)
+    dispatcher = _PIPELINE.current
+    assert dispatcher is not None
+    queued = list(dispatcher.buffer.queue)
+    assert len(queued) == 2 * 104
+    # A tuple is untracked by the first collection that finds its items untracked
+    # already; full collections may visit them in any order, and a nested call's
+    # outcome is three tuples deep (outcome, call, caller).
+    for _ in range(3):
+        gc.collect()
+    assert [r for r in queued if gc.is_tracked(r)] == []
+    assert flush(10)
+    names = [e.event for e in sink.events]
+    assert names.count("block.record-probe.read.succeeded") == 102
+    assert names.count("block.record-probe.read.failed") == 1
+    assert any(r.role == "trace" for e in sink.events for r in e.related)
+    nested = next(
+        e
+        for e in sink.events
+        if e.event == "block.record-probe.read.started"
+        and any(r.role == "caller" for r in e.related)
+    )
+    outer = next(
+        e for e in sink.events if e.event == "block.record-probe.read_other.started"
+    )
+    assert any(r.id == f"event.{outer.id}" for r in nested.related)
+
+
+def test_the_call_table_forgets_calls_once_their_outcomes_are_built() -> None:
+    """After a flush, the table holds nothing of the calls delivered, and each
+    outcome follows its own started event."""
+    sink = MemoryEmitter()
+    configure(emitters=[sink], flush_interval=60.0, max_buffer_bytes=PARKED)
+    assert flush(10)
+    before = _table_sizes()
+    gauge = RecordProbe()
+    with flow_run("table"):
+        for i in range(1000):
+            gauge.read(i)
+        assert len(CALLS.sources) == before[0] + 1000
+        assert len(CALLS.runs) == before[1] + 1000
+    assert flush(10)
+    assert _table_sizes() == before
+    started = {e.id for e in sink.events if e.event.endswith(".started")}
+    follows = [e.follows for e in sink.events if e.event.endswith(".succeeded")]
+    assert len(follows) == 1000
+    assert set(follows) == started
+
+
+def test_the_call_table_forgets_calls_with_no_sink_to_build_for() -> None:
+    """With no sink, records are consumed without being built, and forgotten."""
+    configure(emitters=[])
+    assert flush(10)
+    before = _table_sizes()
+    gauge = RecordProbe()
+    for i in range(500):
+        gauge.read(i)
+    assert flush(10)
+    assert _table_sizes() == before
+
+
+class StalledSink(Emitter):
+    """A sink whose first batch waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.received: list[Event] = []
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        self.entered.set()
+        self.release.wait(30)
+        self.received.extend(events)
+
+
+def test_the_call_table_forgets_calls_whose_outcome_was_shed() -> None:
+    """Calls shed under pressure leave nothing behind in the table."""
+    sink = StalledSink()
+    configure(emitters=[sink], max_buffer_bytes=64 * 1024)
+    assert flush(10)
+    before = _table_sizes()
+    gauge = RecordProbe()
+    with flow_run("shed"):
+        gauge.read(0)
+        assert sink.entered.wait(10)
+        for i in range(20_000):
+            gauge.read(i)
+    sink.release.set()
+    assert flush(30) is False  # events were lost
+    assert _table_sizes() == before
