@@ -31,6 +31,7 @@ from emitters._pipeline.record import (
     CALLS,
     KIND_CALL,
     KIND_OUTCOME,
+    UNKNOWN,
     Call,
     Record,
 )
@@ -147,9 +148,17 @@ class EventBuilder:
         known = CALLS.started.get(key)
         if known is not None:
             return known[0]
+        # A caller whose outcome already left the pipeline (the call was made by
+        # work it left behind) is named by the id its events carried.
+        finished = CALLS.finished_id(key)
+        if finished is not None and finished is not UNKNOWN:
+            return UUID(int=finished)
         wall = call[CALL_T0] + self._offset()
         started_id = self._ids.from_ms(wall // 1_000_000)
-        CALLS.started[key] = (started_id, None)
+        if finished is None:
+            CALLS.remember_finished(key, started_id)
+        else:
+            CALLS.started[key] = (started_id, None)
         return started_id
 
     def _describe(self, call: Call) -> Described:

@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from emitters._context import RunContext
 
 __all__ = [
@@ -42,9 +44,11 @@ __all__ = [
     "CALL_KEY",
     "CALL_METHOD",
     "CALL_T0",
+    "FINISHED_KEPT",
     "KIND_CALL",
     "KIND_EVENT",
     "KIND_OUTCOME",
+    "UNKNOWN",
     "Call",
     "CallTable",
     "Record",
@@ -79,22 +83,55 @@ class CallTable:
         started: Filled by the dispatcher: the ``started`` event's id of a call
             (and its described parts), from the moment it is known until the
             outcome is built, so the outcome can follow it.
+        finished: The ``started`` event ids of the calls released last, as
+            integers so that the garbage collector never walks them (None for a
+            call whose ``started`` event was never built), in two generations
+            of at most :data:`FINISHED_KEPT` keys each: work a call left behind
+            (a task, a thread given its context) may make calls that name it
+            after its outcome left the pipeline.
     """
 
-    __slots__ = ("contexts", "runs", "sources", "started")
+    __slots__ = ("contexts", "finished", "older", "runs", "sources", "started")
 
     def __init__(self) -> None:
         self.sources: dict[int, Any] = {}
         self.runs: dict[int, RunContext] = {}
         self.contexts: dict[int, Mapping[str, Any]] = {}
         self.started: dict[int, tuple[Any, Any]] = {}
+        self.finished: dict[int, Any] = {}
+        self.older: dict[int, Any] = {}
 
     def release(self, key: int) -> None:
         """Forget the call ``key``: its outcome left the pipeline."""
         self.sources.pop(key, None)
         self.runs.pop(key, None)
         self.contexts.pop(key, None)
-        self.started.pop(key, None)
+        started = self.started.pop(key, None)
+        finished = self.finished
+        finished[key] = None if started is None else started[0].int
+        if len(finished) >= FINISHED_KEPT:
+            self.older = finished
+            self.finished = {}
+
+    def finished_id(self, key: int) -> Any:
+        """Return the ``started`` id of a released call, as an integer:
+        :data:`UNKNOWN` when the call was not released lately, None when its
+        ``started`` event was never built."""
+        finished = self.finished
+        if key in finished:
+            return finished[key]
+        return self.older.get(key, UNKNOWN)
+
+    def remember_finished(self, key: int, started_id: UUID) -> None:
+        """Keep the id made up for a released call that was never given one."""
+        self.finished[key] = started_id.int
+
+
+FINISHED_KEPT = 32_768
+"""How many released calls one generation of :attr:`CallTable.finished` keeps."""
+
+UNKNOWN: Any = object()
+"""What :meth:`CallTable.finished_id` returns for a call not released lately."""
 
 
 CALLS = CallTable()

@@ -4,6 +4,7 @@ calls forgets each call once its outcome left the pipeline."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import threading
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from blocks import Block
 from emitters import Emitter, Event, MemoryEmitter, configure, flow_run, flush
 from emitters._pipeline.pipeline import _PIPELINE
-from emitters._pipeline.record import CALLS
+from emitters._pipeline.record import CALLS, FINISHED_KEPT
 
 # A budget whose wake-up share no test loop reaches: the dispatcher stays parked
 # until flush().
@@ -147,3 +148,47 @@ def test_the_call_table_forgets_calls_whose_outcome_was_shed() -> None:
     sink.release.set()
     assert flush(30) is False  # events were lost
     assert _table_sizes() == before
+
+
+class Spawner(Block):
+    """A block whose method leaves work behind that runs after it returned."""
+
+    def spawn(self) -> contextvars.Context:
+        # The context of this call: what a task or thread started here inherits.
+        return contextvars.copy_context()
+
+
+def test_a_call_made_after_its_caller_left_the_pipeline_still_names_it() -> None:
+    """Work left behind by a call (a task, a thread with the call's context) that
+    calls a block after the caller's outcome was delivered still names the
+    caller's real ``started`` event, and leaves nothing behind in the table."""
+    sink = MemoryEmitter()
+    configure(emitters=[sink], flush_interval=60.0, max_buffer_bytes=PARKED)
+    assert flush(10)
+    before = _table_sizes()
+    spawner, gauge = Spawner(), RecordProbe()
+    with flow_run("late"):
+        left_behind = spawner.spawn()
+    assert flush(10)  # the caller's outcome is built and forgotten
+    for i in range(3):
+        left_behind.run(gauge.read, i)
+    assert flush(10)
+    caller = next(e for e in sink.events if e.event.endswith("spawn.started"))
+    late = [e for e in sink.events if e.event.endswith("read.started")]
+    assert len(late) == 3
+    for event in late:
+        roles = {r.role: r.id for r in event.related}
+        assert roles.get("caller") == f"event.{caller.id}"
+    assert _table_sizes() == before
+
+
+def test_the_ids_kept_for_late_callers_stay_bounded() -> None:
+    """The released calls' ids are kept in two generations of bounded size."""
+    sink = MemoryEmitter()
+    configure(emitters=[sink], flush_interval=60.0, max_buffer_bytes=PARKED)
+    gauge = RecordProbe()
+    for i in range(2 * FINISHED_KEPT + 10):
+        gauge.read(i)
+    assert flush(30)
+    assert len(CALLS.finished) < FINISHED_KEPT
+    assert len(CALLS.older) == FINISHED_KEPT
