@@ -28,6 +28,7 @@ from blocks._ui._json import (
     event_json,
     infra_json,
     iso,
+    iso_micros,
     json_response,
     run_json,
     run_ref_json,
@@ -40,6 +41,7 @@ from emitters.sql import (
     RunLookupError,
     RunSummary,
     SQLEventStore,
+    TimelineRow,
 )
 
 __all__ = ["Api"]
@@ -133,15 +135,20 @@ class Api:
         """``GET /api/runs/{ref}/timeline``: calls, task bands, infrastructure."""
         store = self.store
         found = store.find_run(request.path_params["ref"])
-        calls = store.timeline(found.id)
+        # Plain tuples, no record or datetime per call (see calls_json_text).
+        calls = store.timeline_rows(found.id)
         infra: list[Event] = []
         if found.infrastructure_events:  # the summary says whether to look
             infra = store.events(
                 flow_run=found.id, name=f"{INFRA_PREFIX}*", limit=INFRA_SHOWN
             )
-        first = first_failure(calls, infra)
-        # The calls' text is written directly (see calls_json_text); the rest is
-        # small and goes through the encoder.
+        # Only the first failed call can be the first failure.
+        failed = next((c for c in calls if c[5] == "failed"), None)
+        first = first_failure(
+            [] if failed is None else [CallRecord.from_row(failed)], infra
+        )
+        # The calls' text is written directly; the rest is small and goes through
+        # the encoder.
         body = (
             f'{{"run":{dumps(run_json(found, first))},'
             f'"calls":{calls_json_text(calls)},'
@@ -264,26 +271,50 @@ def _payload_text(event: Event) -> str:
     return json.dumps(event.payload)
 
 
-def _tasks(calls: list[CallRecord]) -> list[dict[str, Any]]:
+def _tasks(calls: list[TimelineRow]) -> list[dict[str, Any]]:
     """The task runs of a timeline, each from its first call's start to its last
     call's end."""
     bands: dict[str, list[Any]] = {}
     for call in calls:
-        if call.task_run_id is None:
+        task_run_id = call[9]
+        if task_run_id is None:
             continue
-        end = call.started
-        if call.duration_ms is not None:
-            end = call.started + timedelta(milliseconds=call.duration_ms)
-        band = bands.get(call.task_run_id)
+        start = end = call[0]
+        if call[4] is not None:
+            end = start + ms_to_micros(call[4])
+        band = bands.get(task_run_id)
         if band is None:
-            bands[call.task_run_id] = [call.task_run_name, call.started, end]
+            bands[task_run_id] = [call[10], start, end]
         else:
-            band[1] = min(band[1], call.started)
-            band[2] = max(band[2], end)
+            if start < band[1]:
+                band[1] = start
+            if end > band[2]:
+                band[2] = end
     return [
-        {"id": task_id, "name": name, "started": iso(start), "ended": iso(end)}
+        {
+            "id": task_id,
+            "name": name,
+            "started": iso_micros(start),
+            "ended": iso_micros(end),
+        }
         for task_id, (name, start, end) in bands.items()
     ]
+
+
+_ONE_US = timedelta(microseconds=1)
+
+
+def ms_to_micros(ms: float) -> int:
+    """``timedelta(milliseconds=ms)`` in whole microseconds, rounded as it rounds.
+
+    Away from a half microsecond the nearest integer is that; near one, the
+    timedelta decides (its rounding of a tie differs from ``round``'s).
+    """
+    micros = ms * 1000.0
+    nearest = round(micros)
+    if abs(abs(micros - nearest) - 0.5) < 1e-3:
+        return timedelta(milliseconds=ms) // _ONE_US
+    return nearest
 
 
 def _failing_streak(runs: list[BlockRunSummary]) -> list[BlockRunSummary]:

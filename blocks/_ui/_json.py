@@ -8,14 +8,14 @@ the page inserts text as text, never as HTML.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.responses import Response
 
 from emitters import Event
 from emitters._sdk import infra_failure
-from emitters.sql import CallRecord, RunSummary
+from emitters.sql import CallRecord, RunSummary, TimelineRow
 
 __all__ = [
     "call_json",
@@ -23,6 +23,7 @@ __all__ = [
     "event_json",
     "infra_json",
     "iso",
+    "iso_micros",
     "json_response",
     "run_json",
     "run_ref_json",
@@ -110,27 +111,89 @@ def _text(value: str | None) -> str:
     return "null" if value is None else str(_quoted(value))
 
 
-def calls_json_text(calls: list[CallRecord]) -> str:
-    """The JSON text of ``[call_json(c) for c in calls]``, written directly.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
 
-    A run of 10,000 calls is answered within 200 ms: building a dict per call and
-    encoding it costs more than writing its text (ids, times and the outcome are
-    known to need no escaping; every other text is escaped as JSON requires).
+
+def _second_text(second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of the second ``second`` seconds after the epoch."""
+    return (_EPOCH + second * _ONE_SECOND).replace(tzinfo=None).isoformat()
+
+
+def iso_micros(micros: int) -> str:
+    """:func:`iso` of the moment ``micros`` microseconds after the Unix epoch."""
+    second, fraction = divmod(micros, 1_000_000)
+    prefix = _second_text(second)
+    return f"{prefix}.{fraction:06d}Z" if fraction else f"{prefix}Z"
+
+
+def calls_json_text(calls: list[TimelineRow]) -> str:
+    """The JSON text of ``[call_json(CallRecord.from_row(c)) for c in calls]``,
+    written directly from the store's tuples.
+
+    A run of 10,000 calls is answered within 200 ms: building a record, a datetime
+    and a dict per call and encoding it costs more than writing its text (ids,
+    times and the outcome are known to need no escaping; every other text is
+    escaped as JSON requires). What repeats from call to call is written once:
+    each second of a start time, a block with its method, a task run, an outcome
+    without error.
     """
+    seconds: dict[int, str] = {}
+    names: dict[tuple[str, str], str] = {}
+    tasks: dict[tuple[str | None, str | None], str] = {}
     parts = []
-    for c in calls:
-        duration = "null" if c.duration_ms is None else repr(float(c.duration_ms))
-        outcome_id = "null" if c.outcome_event_id is None else f'"{c.outcome_event_id}"'
+    for (
+        started_us,
+        event_id,
+        block,
+        method,
+        duration_ms,
+        outcome,
+        error_type,
+        error_message,
+        caller,
+        task_run_id,
+        task_run_name,
+        outcome_event_id,
+    ) in calls:
+        second, fraction = divmod(started_us, 1_000_000)
+        started = seconds.get(second)
+        if started is None:
+            started = seconds[second] = _second_text(second)
+        if fraction:
+            started = f"{started}.{fraction:06d}"
+        name = names.get((block, method))
+        if name is None:
+            name = names[block, method] = (
+                f'"block":{_quoted(block)},"method":{_quoted(method)}'
+            )
+        task = tasks.get((task_run_id, task_run_name))
+        if task is None:
+            task = tasks[task_run_id, task_run_name] = (
+                f'"task_run_id":{_text(task_run_id)},'
+                f'"task_run_name":{_text(task_run_name)}'
+            )
+        if error_type is None and error_message is None:
+            ending = _NO_ERROR[outcome]
+        else:
+            ending = (
+                f'"outcome":"{outcome}","error_type":{_text(error_type)},'
+                f'"error_message":{_text(error_message)}'
+            )
+        duration = "null" if duration_ms is None else repr(float(duration_ms))
+        outcome_id = "null" if outcome_event_id is None else f'"{outcome_event_id}"'
         parts.append(
-            f'{{"event_id":"{c.event_id}","outcome_event_id":{outcome_id},'
-            f'"block":{_quoted(c.block)},"method":{_quoted(c.method)},'
-            f'"started":"{iso(c.started)}","duration_ms":{duration},'
-            f'"outcome":"{c.outcome}","error_type":{_text(c.error_type)},'
-            f'"error_message":{_text(c.error_message)},"caller":{_text(c.caller)},'
-            f'"task_run_id":{_text(c.task_run_id)},'
-            f'"task_run_name":{_text(c.task_run_name)}}}'
+            f'{{"event_id":"{event_id}","outcome_event_id":{outcome_id},{name},'
+            f'"started":"{started}Z","duration_ms":{duration},{ending},'
+            f'"caller":{"null" if caller is None else _quoted(caller)},{task}}}'
         )
     return "[" + ",".join(parts) + "]"
+
+
+_NO_ERROR = {
+    outcome: f'"outcome":"{outcome}","error_type":null,"error_message":null'
+    for outcome in ("succeeded", "failed", "running")
+}
 
 
 def infra_json(event: Event) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from emitters.sql._store import (
     RunLookupError,
     RunSummary,
     SQLEventStore,
+    TimelineRow,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "RunLookupError",
     "RunSummary",
     "SQLEventStore",
+    "TimelineRow",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "parse_block",
     "runs_for_block",
     "timeline",
+    "timeline_rows",
 ]
 
 Moment = datetime | timedelta
@@ -133,6 +134,37 @@ class CallRecord:
     task_run_id: str | None = None
     task_run_name: str | None = None
     outcome_event_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: TimelineRow) -> CallRecord:
+        """The call of one of :meth:`SQLEventStore.timeline_rows`'s tuples."""
+        return cls(
+            row[1],
+            row[2],
+            row[3],
+            _EPOCH + timedelta(microseconds=row[0]),
+            *row[4:],
+        )
+
+
+TimelineRow = tuple[
+    int,
+    str,
+    str,
+    str,
+    float | None,
+    Literal["succeeded", "failed", "running"],
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+]
+"""One call of a run's timeline as a plain tuple: ``(started_us, event_id, block,
+method, duration_ms, outcome, error_type, error_message, caller, task_run_id,
+task_run_name, outcome_event_id)``, ``started_us`` being microseconds since the
+Unix epoch (UTC) and the rest :class:`CallRecord`'s fields in its order."""
 
 
 def parse_block(block: str) -> tuple[str, str | None]:
@@ -386,7 +418,12 @@ def _outcome_detail(
 
 
 def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
-    """Return the flow run's calls, each ``started`` paired with its outcome.
+    """Return the flow run's calls, each ``started`` paired with its outcome."""
+    return [CallRecord.from_row(row) for row in timeline_rows(conn, flow_run_id)]
+
+
+def timeline_rows(conn: Connection, flow_run_id: str) -> list[TimelineRow]:
+    """Return the flow run's calls as tuples (:data:`TimelineRow`), in order.
 
     A run of 10,000 calls must answer in well under 200 ms, so the rows come as
     the driver's tuples, each ``started`` event brings its related resources (not
@@ -445,57 +482,64 @@ def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
                     )
                 ).all()
             )
-    contexts: dict[str, tuple[str | None, str | None, str | None]] = {}
-    labels: dict[tuple[str, str | None, str | None], str] = {}
-    methods: dict[str, str] = {}
-    calls: list[CallRecord] = []
+    # What a call shares with others of the same method on the same resource in
+    # the same context: (block, method, caller, task_run_id, task_run_name).
+    shared: dict[tuple[Any, ...], tuple[str, str, str | None, str | None, str | None]]
+    shared = {}
+    calls: list[TimelineRow] = []
+    append = calls.append
     for started, outcome in pairs:
-        row = started if started is not None else outcome
-        related_json = row[7] if started is not None else related_of[row[0]]
-        context = contexts.get(related_json)
-        if context is None:
-            context = contexts[related_json] = _caller_and_task(related_json)
-        where = (row[3], row[4], row[5])
-        label = labels.get(where)
-        if label is None:
-            label = labels[where] = block_label(*where)
-        method = methods.get(row[2])
-        if method is None:
-            method = methods[row[2]] = row[2].rpartition(".")[0].rpartition(".")[2]
+        if started is not None:
+            row = started
+            key = (row[2], row[3], row[4], row[5], row[7])
+        else:
+            row = outcome
+            key = (row[2], row[3], row[4], row[5], related_of[row[0]])
+        common = shared.get(key)
+        if common is None:
+            common = shared[key] = (
+                block_label(row[3], row[4], row[5]),
+                row[2].rpartition(".")[0].rpartition(".")[2],
+                *_caller_and_task(key[4]),
+            )
         duration = error_type = error_message = outcome_id = None
         state: Literal["succeeded", "failed", "running"] = "running"
         if outcome is not None:
             payload = outcome[8]
-            try:
-                # The usual payload, read without the JSON decoder.
-                if not payload.startswith(_DURATION_ONLY) or "," in payload:
-                    raise ValueError
-                duration = float(payload[_DURATION_AT:].rstrip("}"))
-            except ValueError:
+            # The usual payload, read without the JSON decoder.
+            if payload.startswith(_DURATION_ONLY) and "," not in payload:
+                try:
+                    duration = float(payload[_DURATION_AT:].rstrip("}"))
+                except ValueError:
+                    duration, error_type, error_message = _outcome_detail(payload)
+            else:
                 duration, error_type, error_message = _outcome_detail(payload)
             state = "failed" if outcome[2].endswith(".failed") else "succeeded"
             h = outcome[0]
             outcome_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-        if started is not None:
-            start_us = started[1]
+            if started is None:
+                start_us = outcome[1] - round((duration or 0.0) * 1000)
+            else:
+                start_us = started[1]
         else:
-            start_us = outcome[1] - round((duration or 0.0) * 1000)
+            start_us = started[1]
         h = row[0]
-        calls.append(
-            CallRecord(
-                event_id=f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
-                block=label,
-                method=method,
-                started=_EPOCH + timedelta(microseconds=start_us),
-                duration_ms=duration,
-                outcome=state,
-                error_type=error_type,
-                error_message=error_message,
-                caller=context[0],
-                task_run_id=context[1],
-                task_run_name=context[2],
-                outcome_event_id=outcome_id,
+        append(
+            (
+                start_us,
+                f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
+                common[0],
+                common[1],
+                duration,
+                state,
+                error_type,
+                error_message,
+                common[2],
+                common[3],
+                common[4],
+                outcome_id,
             )
         )
-    calls.sort(key=lambda c: (c.started, c.event_id))
+    # Plain tuples sort by their first items (time, then the unique id) in C.
+    calls.sort()
     return calls

@@ -837,6 +837,62 @@ def test_the_timelines_written_json_is_the_encoders() -> None:
             caller=None,
         ),
     ]
-    text = calls_json_text(calls)
+    rows = [_row_of(c) for c in calls]
+    assert [CallRecord.from_row(r) for r in rows] == calls
+    text = calls_json_text(rows)
     assert json.loads(text) == [call_json(c) for c in calls]
     assert json.loads(calls_json_text([])) == []
+
+
+def _row_of(call: Any) -> Any:
+    """The store's tuple of a call (started as microseconds since the epoch)."""
+    started_us = (call.started - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        microseconds=1
+    )
+    return (
+        started_us,
+        call.event_id,
+        call.block,
+        call.method,
+        call.duration_ms,
+        call.outcome,
+        call.error_type,
+        call.error_message,
+        call.caller,
+        call.task_run_id,
+        call.task_run_name,
+        call.outcome_event_id,
+    )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 6, 1, 2, 13, 7, tzinfo=UTC),
+        datetime(2024, 6, 1, 2, 13, 7, 1, tzinfo=UTC),
+        datetime(2024, 6, 1, 2, 13, 7, 999999, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_a_time_in_microseconds_is_written_as_iso_writes_it(moment: datetime) -> None:
+    from blocks._ui._json import iso, iso_micros
+
+    micros = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert iso_micros(micros) == iso(moment)
+
+
+def test_a_duration_in_microseconds_is_rounded_as_a_timedelta_rounds_it() -> None:
+    """The task bands' ends: ties, near-ties and plain values, over many scales."""
+    import random
+
+    from blocks._ui._api import ms_to_micros
+
+    rng = random.Random(21)
+    values = [0.0, 0.0005, 0.0015, 0.0025, 109.9025, 1.5e-3, -0.0005, -2.5e-3, 3]
+    values += [i / 2000 for i in range(-2000, 20000)]
+    values += [round(rng.random() * 10**6, 4) for _ in range(20000)]
+    values += [rng.random() * 10 ** rng.randint(-3, 9) for _ in range(20000)]
+    one = timedelta(microseconds=1)
+    wrong = [v for v in values if ms_to_micros(v) != timedelta(milliseconds=v) // one]
+    assert wrong == []

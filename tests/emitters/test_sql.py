@@ -30,7 +30,7 @@ from emitters import (
     stats,
 )
 from emitters._ids import uuid7_from_ns
-from emitters.sql import BlockRunSummary, SQLEventStore
+from emitters.sql import BlockRunSummary, CallRecord, SQLEventStore
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 CREDS = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
@@ -314,6 +314,23 @@ def test_timeline_pairs_calls_in_start_order(store: SQLEventStore) -> None:
         store.timeline("")
 
 
+@pytest.mark.parametrize("run", ["run-1", "run-2", "flow-run.run-1", "no-such-run"])
+def test_timeline_rows_are_the_timelines_calls_as_tuples(
+    store: SQLEventStore, run: str
+) -> None:
+    """The tuples give the same calls in the same order, the start in microseconds."""
+    rows = store.timeline_rows(run)
+    calls = store.timeline(run)
+    assert [CallRecord.from_row(row) for row in rows] == calls
+    assert all(type(row) is tuple and len(row) == 12 for row in rows)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert [row[0] for row in rows] == [
+        (c.started - epoch) // timedelta(microseconds=1) for c in calls
+    ]
+    with pytest.raises(ValueError, match="flow_run_id"):
+        store.timeline_rows("")
+
+
 def test_timeline_shows_running_calls_and_calls_missing_their_start(
     store_url: str,
 ) -> None:
@@ -330,6 +347,7 @@ def test_timeline_shows_running_calls_and_calls_missing_their_start(
     ]
     assert calls[1].started == T0 + timedelta(seconds=5)
     assert calls[1].event_id == str(orphan[1].id)
+    assert [CallRecord.from_row(r) for r in store.timeline_rows("run-1")] == calls
 
 
 def test_prune_deletes_events_older_than_the_cutoff(store: SQLEventStore) -> None:
