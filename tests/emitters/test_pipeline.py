@@ -294,9 +294,12 @@ def test_a_full_buffer_sheds_oldest_events_counts_and_records_the_loss(
     after = stats()
     dropped = _delta(before, after, "dropped")
     ticks = [e for e in blocking.events if e.event == "tick"]
-    [lost] = [e for e in blocking.events if e.event == "pipeline.events-lost"]
-    assert lost.payload["lost"] == dropped
-    assert lost.payload["failures"] == 0
+    # A record per run and minute each time the dispatcher reports: the loss may
+    # straddle a minute, or be reported by more than one batch.
+    lost = [e for e in blocking.events if e.event == "pipeline.events-lost"]
+    assert lost
+    assert sum(e.payload["lost"] for e in lost) == dropped
+    assert all(e.payload["failures"] == 0 for e in lost)
     assert len(ticks) + dropped == n
     # The newest events are kept, in order.
     assert [e.id for e in ticks] == [e.id for e in returned[-len(ticks) :]]
