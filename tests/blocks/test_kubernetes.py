@@ -430,8 +430,12 @@ def test_restarted_observer_with_state_replays_the_watch_window(
     )
     first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
+        # The state is saved once the events are stored: wait for both, so the
+        # kill lands mid-watch with resource version 101 saved.
         deadline = time.monotonic() + 60
-        while stored_infra_events() < 2 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (
+            stored_infra_events() >= 2 and state.exists() and state.read_text() == "101"
+        ):
             time.sleep(0.02)
     finally:
         first.send_signal(signal.SIGKILL)
