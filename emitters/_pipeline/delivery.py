@@ -71,6 +71,8 @@ class SinkWorker:
         self.join_limit: int = emitter.join_batches_up_to
         self._cond = threading.Condition()
         self._closing = False
+        # Set by the thread as it ends: closed, with nothing left to deliver.
+        self._finished = False
         self.thread = threading.Thread(
             target=self._run, name=f"eventblocks-sink-{name}", daemon=True
         )
@@ -78,6 +80,10 @@ class SinkWorker:
 
     def submit(self, batch: Sequence[Event]) -> None:
         with self._cond:
+            if self._finished:
+                # Closed and gone: the batch can never reach the sink.
+                self.dropped += len(batch)
+                return
             if not self._pending:
                 self._last_progress = time.monotonic()
             self._items.append((batch, None))
@@ -100,15 +106,16 @@ class SinkWorker:
             self._cond.notify_all()
 
     def has_room(self) -> bool:
-        """Whether the backlog has room for another batch."""
-        return self._pending < self.max_pending
+        """Whether the backlog has room for another batch (a worker that was
+        closed and ended always has: it drops what it is given, counted)."""
+        return self._pending < self.max_pending or self._finished
 
     def wait_for_room(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for room in the backlog."""
         with self._cond:
-            if self._pending >= self.max_pending:
+            if self._pending >= self.max_pending and not self._finished:
                 self._cond.wait(timeout)
-            return self._pending < self.max_pending
+            return self._pending < self.max_pending or self._finished
 
     def stalled_for(self) -> float:
         """Seconds since the sink last finished a batch, while it has some to do."""
@@ -135,6 +142,9 @@ class SinkWorker:
                 while not self._items and not self._closing:
                     self._cond.wait()
                 if not self._items:
+                    self._finished = True
+                    self._pending = 0
+                    self._cond.notify_all()
                     return
                 batch, marker = self._items.popleft()
                 if batch is not None:

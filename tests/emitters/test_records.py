@@ -192,3 +192,31 @@ def test_the_ids_kept_for_late_callers_stay_bounded() -> None:
     assert flush(30)
     assert len(CALLS.finished) < FINISHED_KEPT
     assert len(CALLS.older) == FINISHED_KEPT
+
+
+def test_a_configuration_replaced_while_its_sink_hung_lets_go_of_its_calls() -> None:
+    """Records a replaced configuration could not hand to its hung sink are
+    dropped and counted once the sink returns, and the table and the old
+    dispatcher's thread let go of them (they used to wait forever)."""
+    assert flush(10)
+    before = _table_sizes()
+    sink = StalledSink()
+    configure(emitters=[sink], flush_interval=0.05)
+    gauge = RecordProbe()
+    gauge.read(0)
+    assert sink.entered.wait(10)
+    for i in range(5_000):
+        gauge.read(i)
+    old = _PIPELINE.current
+    assert old is not None
+    configure(emitters=[MemoryEmitter()])
+    assert len(old.buffer.queue) > 0  # still held for the hung sink
+    sink.release.set()
+    old.thread.join(30)
+    assert not old.thread.is_alive()
+    assert len(old.buffer.queue) == 0
+    (worker,) = old.workers
+    assert worker.delivered + worker.dropped == 2 * 5_001
+    assert worker.dropped > 0
+    assert flush(10)
+    assert _table_sizes() == before
