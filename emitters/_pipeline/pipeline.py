@@ -76,6 +76,9 @@ class _Pipeline:
         self.config: Config | None = None
         # Counters of configurations replaced so far, so stats() stays cumulative.
         self._retired: dict[str, Any] = _zero_stats()
+        # Replaced configurations whose dispatcher still delivers (a sink of
+        # theirs hung past the stop's timeout): their counters still move.
+        self._retiring: list[Dispatcher] = []
 
     def install(self, config: Config, *, stop_old: bool = True) -> None:
         with self._lock:
@@ -95,12 +98,24 @@ class _Pipeline:
                     # Sinks the new configuration keeps stay open.
                     keep = frozenset(id(e) for e in config.emitters)
                     old.stop(min(old.config.exit_timeout, 1.0), keep)
-                _accumulate(self._retired, old.stats())
+                self._retiring.append(old)
+                self._settle()
+
+    def _settle(self) -> None:
+        """Fold the counters of replaced dispatchers that have ended into
+        ``_retired``: they no longer move."""
+        ended = [d for d in self._retiring if not d.thread.is_alive()]
+        for old in ended:
+            _accumulate(self._retired, old.stats())
+            self._retiring.remove(old)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             total = _zero_stats()
+            self._settle()
             _accumulate(total, self._retired)
+            for old in self._retiring:
+                _accumulate(total, old.stats())
             if self.current is not None:
                 _accumulate(total, self.current.stats())
             return total

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import TracerProvider
 
 from blocks import Block
-from emitters import Emitter, Event, MemoryEmitter, configure, flow_run, flush
+from emitters import (
+    Emitter,
+    Event,
+    MemoryEmitter,
+    configure,
+    flow_run,
+    flush,
+    stats,
+)
 from emitters._pipeline.pipeline import _PIPELINE
 from emitters._pipeline.record import CALLS, FINISHED_KEPT
 
@@ -202,6 +210,8 @@ def test_a_configuration_replaced_while_its_sink_hung_lets_go_of_its_calls() -> 
     before = _table_sizes()
     sink = StalledSink()
     configure(emitters=[sink], flush_interval=0.05)
+    # Sinks of this class share a name: their counters add up in stats().
+    start = stats()
     gauge = RecordProbe()
     gauge.read(0)
     assert sink.entered.wait(10)
@@ -218,5 +228,13 @@ def test_a_configuration_replaced_while_its_sink_hung_lets_go_of_its_calls() -> 
     (worker,) = old.workers
     assert worker.delivered + worker.dropped == 2 * 5_001
     assert worker.dropped > 0
+    # stats() goes on counting what a replaced configuration did after it.
+    counted = stats()
+    for counter, value in (
+        ("dropped_by_emitter", worker.dropped),
+        ("delivered", worker.delivered),
+    ):
+        since = counted[counter][worker.name] - start[counter].get(worker.name, 0)
+        assert since == value
     assert flush(10)
     assert _table_sizes() == before
