@@ -33,6 +33,7 @@ __all__ = [
     "SDK_KEYS",
     "has_secrets",
     "redact_event",
+    "redact_payload",
     "redact_related",
     "redact_text",
     "register_named",
@@ -259,6 +260,14 @@ def redact_related(
     if any(a is not b for a, b in zip(new, related, strict=True)):
         return new  # type: ignore[return-value]
     return related
+
+
+def redact_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return an event's payload with secrets masked (the same dict if clean)."""
+    if not has_secrets():
+        return payload
+    clean: dict[str, Any] = _redact_value(payload)
+    return clean
 
 
 def redact_event(event: Event, *, resources: bool = False) -> Event:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from emitters._emitter import Emitter, PartialDelivery
 from emitters._model import Event
+from emitters._pipeline.batch import JsonEncoder, items_of
 from emitters._settings import file_path
 
 try:
@@ -157,6 +158,7 @@ class FileEmitter(Emitter):
         self._fd: int | None = None
         self._rotated = False
         self._lines_done = 0
+        self._json = JsonEncoder()
 
     @property
     def path(self) -> Path:
@@ -185,7 +187,7 @@ class FileEmitter(Emitter):
         """
         if not events:
             return
-        lines = [(e.model_dump_json() + "\n").encode() for e in events]
+        lines = [line + b"\n" for line in self._json.lines(items_of(events))]
         with self._lock:
             fd = self._locked_current()
             self._lines_done = 0

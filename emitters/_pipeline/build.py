@@ -1,4 +1,4 @@
-"""Turning queued records into events, on the dispatcher's thread.
+"""Turning queued records into drafts of events, on the dispatcher's thread.
 
 The caller's thread records only references and a monotonic timestamp; here those
 become ids, wall-clock times, names, related resources and payloads. Parts that
@@ -8,21 +8,14 @@ repeat (names, a block's resources, a run's related resource) are cached.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from emitters._context import RunContext, environment_run_context
-from emitters._ids import (
-    _COUNTER_LIMIT,
-    _UNKNOWN,
-    IdSequence,
-    _new,
-    _set_uuid_int,
-    _set_uuid_safe,
-)
+from emitters._ids import _COUNTER_LIMIT, IdSequence
 from emitters._ids import _VERSION_AND_VARIANT as _VV
-from emitters._model import _ALL_FIELDS, _EVENT_SLOTS, Event, RelatedResource, Resource
+from emitters._model import RelatedResource, Resource
+from emitters._pipeline.batch import Described, Item
 from emitters._pipeline.record import (
     CALL_CALLER,
     CALL_KEY,
@@ -35,7 +28,8 @@ from emitters._pipeline.record import (
     Call,
     Record,
 )
-from emitters._redact import redact_event, redact_related
+from emitters._redact import redact_event, redact_payload, redact_related
+from emitters._registry import has_secrets
 from emitters._registry import version as secrets_version
 from emitters._text import mend_text
 from emitters._trace import trace_related
@@ -47,11 +41,8 @@ __all__ = [
     "jsonable",
 ]
 
-# The records' layout is defined in emitters._pipeline.record.
-# (resource, related, started name, succeeded name, failed name)
-Described = tuple[Resource, tuple[RelatedResource, ...], str, str, str]
-
-_UTC = UTC
+# The records' layout is defined in emitters._pipeline.record, the drafts' in
+# emitters._pipeline.batch.
 _RESYNC_NS = 10_000_000_000  # re-read the wall clock every 10 s
 _DESCRIBED_MAX = 4096
 
@@ -106,8 +97,6 @@ class EventBuilder:
         self._ids = IdSequence()
         self._offset_ns = 0
         self._synced_at = -_RESYNC_NS
-        self._second = -1
-        self._second_parts: tuple[int, int, int, int, int, int] = (1970, 1, 1, 0, 0, 0)
         self._orphans = 0
 
     def take_orphans(self) -> int:
@@ -125,11 +114,6 @@ class EventBuilder:
             self._synced_at = now
         return self._offset_ns
 
-    @staticmethod
-    def _parts_of(second: int) -> tuple[int, int, int, int, int, int]:
-        d = datetime.fromtimestamp(second, _UTC)
-        return (d.year, d.month, d.day, d.hour, d.minute, d.second)
-
     # -- parts -------------------------------------------------------------------
 
     def _names_for(self, prefix: str, method: str) -> tuple[str, str, str]:
@@ -141,20 +125,22 @@ class EventBuilder:
             self._names[key] = names
         return names
 
-    def _ensure_id(self, call: Call) -> Any:
-        """Return the id of the call's ``started`` event, making it if need be
-        (for a nested call whose caller's started record was shed)."""
+    def _ensure_id(self, call: Call) -> int:
+        """Return the id of the call's ``started`` event, as an integer, making it
+        if need be (for a nested call whose caller's started record was shed)."""
         key = call[CALL_KEY]
         known = CALLS.started.get(key)
         if known is not None:
-            return known[0]
+            known_id: int = known[0]
+            return known_id
         # A caller whose outcome already left the pipeline (the call was made by
         # work it left behind) is named by the id its events carried.
         finished = CALLS.finished_id(key)
         if finished is not None and finished is not UNKNOWN:
-            return UUID(int=finished)
+            finished_id: int = finished
+            return finished_id
         wall = call[CALL_T0] + self._offset()
-        started_id = self._ids.from_ms(wall // 1_000_000)
+        started_id = self._ids.from_ms(wall // 1_000_000).int
         if finished is None:
             CALLS.remember_finished(key, started_id)
         else:
@@ -189,7 +175,9 @@ class EventBuilder:
                 related += (trace,)
         if caller is not None:
             caller_id = self._ensure_id(caller)
-            related += (RelatedResource(id=f"event.{caller_id}", role="caller"),)
+            related += (
+                RelatedResource(id=f"event.{UUID(int=caller_id)}", role="caller"),
+            )
         described = (info.resource, related, *self._names_for(info.prefix, method))
         if not otel and caller is None:
             if len(self._described) >= _DESCRIBED_MAX:
@@ -207,29 +195,24 @@ class EventBuilder:
 
     # -- records -----------------------------------------------------------------
 
-    def build(self, records: list[Record]) -> list[Event]:
-        """Return the events for ``records``, in order, with secrets redacted.
+    def build(self, records: list[Record]) -> list[Item]:
+        """Return the drafts of the events for ``records``, in order, with secrets
+        redacted (see :mod:`emitters._pipeline.batch`).
 
         This is the dispatcher's inner loop, so the common path is written out
-        with local names (a function call costs as much as a field): ids, times and
-        events are assembled without validation, from parts cached per call.
+        with local names (a function call costs as much as a field): ids and
+        payloads are made from parts cached per call, and nothing is validated.
+        Events built by ``emit_event()`` pass through as they are.
         """
         self._env_run = environment_run_context()
         offset = self._offset()
         ids = self._ids
         bits = ids.bits
         last_ms, counter = ids.last_ms, ids.counter
-        new, set_int, set_safe, unknown = _new, _set_uuid_int, _set_uuid_safe, _UNKNOWN
-        set_dict, set_fields, set_extra, set_private = _EVENT_SLOTS
-        all_fields = _ALL_FIELDS
-        uuid_type, event_type = UUID, Event
         describe = self._describe
-        date = datetime
-        utc = _UTC
-        second = self._second
-        y, mo, d, h, mi, s = self._second_parts
         started_ids = CALLS.started
-        out: list[Event] = []
+        masking = has_secrets()
+        out: list[Item] = []
         append = out.append
         for record in records:
             kind = record[0]
@@ -248,7 +231,7 @@ class EventBuilder:
             described = known[1] if known is not None and known[1] is not None else None
             if described is None:
                 described = describe(call)
-            # A UUIDv7 for this event (see IdSequence.from_ms).
+            # A UUIDv7 for this event, as an integer (see IdSequence.from_ms).
             ms = wall // 1_000_000
             if ms > last_ms:
                 last_ms = ms
@@ -258,62 +241,33 @@ class EventBuilder:
                 if counter >= _COUNTER_LIMIT:
                     last_ms += 1
                     counter = bits(11)
-            event_id = new(uuid_type)
-            set_int(event_id, (last_ms << 80) | _VV | (counter << 64) | bits(62))
-            set_safe(event_id, unknown)
-            sec, rest = divmod(wall, 1_000_000_000)
-            if sec != second:
-                second = sec
-                y, mo, d, h, mi, s = self._parts_of(sec)
-            occurred = date(y, mo, d, h, mi, s, rest // 1000, utc)
+            event_id = (last_ms << 80) | _VV | (counter << 64) | bits(62)
             if is_started:
                 if known is not None:  # made earlier, by a call nested in this one
                     event_id = known[0]
                 started_ids[call[1]] = (event_id, described)
-                name = described[2]
-                payload: dict[str, Any] = {}
-                follows = None
-                error = extra = None
+                append((event_id, wall, described[2], described, None, None))
+                continue
+            _, _, end_ns, extra, error = record
+            if known is None:  # its started record was shed
+                follows = self._ensure_id(call)
+                self._orphans += 1
             else:
-                _, _, end_ns, extra, error = record
-                if known is None:  # its started record was shed
-                    follows = self._ensure_id(call)
-                    self._orphans += 1
-                else:
-                    follows = known[0]
-                payload = {"duration_ms": (end_ns - call[CALL_T0]) / 1e6}
-                if error is None:
-                    name = described[3]
-                else:
-                    name = described[4]
-                    payload["error"] = {"type": error[0], "message": error[1]}
-                if extra:
-                    for key, value in extra.items():
-                        payload.setdefault(mend_text(str(key)), jsonable(value))
-            # An Event from trusted parts, as pydantic's constructor would fill it.
-            event = new(event_type)
-            set_dict(
-                event,
-                {
-                    "id": event_id,
-                    "occurred": occurred,
-                    "event": name,
-                    "resource": described[0],
-                    "related": described[1],
-                    "payload": payload,
-                    "follows": follows,
-                },
-            )
-            set_fields(event, all_fields)
-            set_extra(event, None)
-            set_private(event, None)
-            if error is not None or extra:
-                event = redact_event(event)
-            append(event)
+                follows = known[0]
+            payload: dict[str, Any] = {"duration_ms": (end_ns - call[CALL_T0]) / 1e6}
+            if error is None:
+                name = described[3]
+            else:
+                name = described[4]
+                payload["error"] = {"type": error[0], "message": error[1]}
+            if extra:
+                for key, value in extra.items():
+                    payload.setdefault(mend_text(str(key)), jsonable(value))
+            if masking and (error is not None or extra):
+                payload = redact_payload(payload)
+            append((event_id, wall, name, described, payload, follows))
         # Only now, so that a batch built again record by record after a
         # failure still finds every call.
         self.release(records)
         ids.last_ms, ids.counter = last_ms, counter
-        self._second = second
-        self._second_parts = (y, mo, d, h, mi, s)
         return out

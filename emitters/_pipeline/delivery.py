@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from emitters._emitter import Emitter, PartialDelivery
 from emitters._model import Event
+from emitters._pipeline.batch import EventBatch
 from emitters._redact import redact_text
 
 __all__ = ["SinkWorker", "ThrottledLog", "logger", "throttle"]
@@ -171,15 +172,17 @@ class SinkWorker:
         items = self._items
         if not items or items[0][0] is None:
             return batch
-        joined = list(batch)
+        joined = [batch]
+        size = len(batch)
         while items:
             more = items[0][0]
-            if more is None or len(joined) + len(more) > limit:
+            if more is None or size + len(more) > limit:
                 break
             items.popleft()
             self._pending -= len(more)
-            joined.extend(more)
-        return joined
+            joined.append(more)
+            size += len(more)
+        return EventBatch.join(joined) if len(joined) > 1 else batch
 
     def _deliver(self, batch: Sequence[Event]) -> None:
         try:

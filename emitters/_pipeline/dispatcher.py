@@ -1,8 +1,8 @@
 """The dispatcher: one configuration's queue, its thread and its sink workers.
 
 The caller's thread appends records to the bounded queue; the dispatcher thread
-drains it in batches, builds the events (see :mod:`emitters._pipeline.build`), runs
-the processors and hands each batch to every sink's
+drains it in batches, drafts the events (see :mod:`emitters._pipeline.build`), runs
+the processors (on built events) and hands each batch to every sink's
 :class:`~emitters._pipeline.delivery.SinkWorker` and to the taps of
 ``capture_events``.
 """
@@ -19,6 +19,7 @@ from typing import Any
 from emitters._emitter import Emitter
 from emitters._ids import new_uuid7
 from emitters._model import Event, Resource
+from emitters._pipeline.batch import EventBatch, Item, materialize
 from emitters._pipeline.buffer import (
     DEFAULT_MAX_BUFFER_BYTES,
     RECORD_BYTES,
@@ -195,19 +196,19 @@ class Dispatcher:
                 buffer.done_with_batch()
                 continue
             try:
-                events = self.builder.build(records)
+                items = self.builder.build(records)
             except BaseException:  # nothing may kill the thread (SystemExit included)
-                events = self._build_one_by_one(records)
+                items = self._build_one_by_one(records)
             buffer.done_with_batch()
             buffer.release_orphans(self.builder.take_orphans())
             if self.config.processors:
-                events = self._process(events)
-            events.extend(self._loss_events(buffer.ledger.take()))
-            if not events:
+                items = self._process(materialize(items))
+            items.extend(self._loss_events(buffer.ledger.take()))
+            if not items:
                 continue
             # One immutable batch for everyone: a sink cannot alter what the
-            # others receive.
-            batch = tuple(events)
+            # others receive. Its events are built when a sink reads them.
+            batch = EventBatch(items)
             for tap in self.taps:
                 tap.extend(batch)
             for worker in self.workers:
@@ -262,8 +263,8 @@ class Dispatcher:
             out.append(event)
         return out
 
-    def _process(self, events: list[Event]) -> list[Event]:
-        out: list[Event] = []
+    def _process(self, events: list[Event]) -> list[Item]:
+        out: list[Item] = []
         for event in events:
             current: Event | None = event
             for proc in self.config.processors:
@@ -391,10 +392,10 @@ class Dispatcher:
         """Events each sink still had in its backlog (for the exit's warning)."""
         return {w.name: w.pending for w in self.workers if w.pending}
 
-    def _build_one_by_one(self, records: list[Record]) -> list[Event]:
+    def _build_one_by_one(self, records: list[Record]) -> list[Item]:
         """Build each record alone, so that one that cannot be built costs only
         itself; those are counted as dropped (and in ``build_errors``)."""
-        events: list[Event] = []
+        events: list[Item] = []
         for record in records:
             try:
                 events.extend(self.builder.build([record]))

@@ -34,8 +34,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from uuid import UUID
-
     from emitters._context import RunContext
 
 __all__ = [
@@ -80,9 +78,9 @@ class CallTable:
         runs: The run context snapshotted at the call's start, when there was one.
         contexts: The OpenTelemetry context at the call's start, when it was
             not empty.
-        started: Filled by the dispatcher: the ``started`` event's id of a call
-            (and its described parts), from the moment it is known until the
-            outcome is built, so the outcome can follow it.
+        started: Filled by the dispatcher: the ``started`` event's id of a call,
+            as an integer (and its described parts), from the moment it is
+            known until the outcome is built, so the outcome can follow it.
         finished: The ``started`` event ids of the calls released last, as
             integers so that the garbage collector never walks them (None for a
             call whose ``started`` event was never built), in two generations
@@ -108,7 +106,7 @@ class CallTable:
         self.contexts.pop(key, None)
         started = self.started.pop(key, None)
         finished = self.finished
-        finished[key] = None if started is None else started[0].int
+        finished[key] = None if started is None else started[0]
         if len(finished) >= FINISHED_KEPT:
             self.older = finished
             self.finished = {}
@@ -122,9 +120,9 @@ class CallTable:
             return finished[key]
         return self.older.get(key, UNKNOWN)
 
-    def remember_finished(self, key: int, started_id: UUID) -> None:
+    def remember_finished(self, key: int, started_id: int) -> None:
         """Keep the id made up for a released call that was never given one."""
-        self.finished[key] = started_id.int
+        self.finished[key] = started_id
 
 
 FINISHED_KEPT = 32_768

@@ -27,6 +27,7 @@ from emitters._emitter import Emitter
 from emitters._introspect import package_version
 from emitters._logs import protect_logger
 from emitters._model import Event
+from emitters._pipeline.batch import JsonEncoder
 from emitters._pipeline.delivery import throttle
 from emitters._redact import redact_text, register_secret
 from emitters._secret_names import is_secret_name
@@ -182,6 +183,7 @@ class HttpEmitter(Emitter):
         self._gzip = bool(gzip)
         self._gzip_min_bytes = integer("gzip_min_bytes", gzip_min_bytes, low=0)
         self._gzip_level = integer("gzip_level", gzip_level, low=1, high=9)
+        self._json = JsonEncoder()
         self._verify = verify
         for header, value in self._headers.items():
             if is_secret_name(header):
@@ -241,6 +243,7 @@ class HttpEmitter(Emitter):
             gzip=self._gzip,
             gzip_min_bytes=self._gzip_min_bytes,
             gzip_level=self._gzip_level,
+            encoder=self._json,
         )
         with self._busy:
             self._deliver(batch)

@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
-from pydantic import TypeAdapter
-
 from emitters._model import Event
+from emitters._pipeline.batch import JsonEncoder, item_id, items_of
 from emitters._spool import Batch
 
 __all__ = [
@@ -38,24 +37,30 @@ __all__ = [
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 COUNT_HEADER = "Eventblocks-Event-Count"
 
-_EVENT_LIST = TypeAdapter(list[Event])
-
 
 def encode_batch(
-    events: Sequence[Event], *, gzip: bool, gzip_min_bytes: int, gzip_level: int
+    events: Sequence[Event],
+    *,
+    gzip: bool,
+    gzip_min_bytes: int,
+    gzip_level: int,
+    encoder: JsonEncoder | None = None,
 ) -> Batch:
     """Return the request body for ``events`` and its metadata.
 
-    The events are serialised in one call rather than one ``model_dump_json()``
-    each; the bytes of every event are the same.
+    Each event is written exactly as ``model_dump_json()`` writes it; drafts
+    (see emitters._pipeline.batch) are written without building their events.
     """
-    data = b'{"events":' + _EVENT_LIST.dump_json(list(events)) + b"}"
+    items = items_of(events)
+    data = b'{"events":[' + b",".join((encoder or JsonEncoder()).lines(items)) + b"]}"
     encoding = "identity"
     if gzip and len(data) >= gzip_min_bytes:
         # wbits=31: a gzip member, as Content-Encoding: gzip asks for.
         data = zlib.compress(data, gzip_level, wbits=31)
         encoding = "gzip"
-    return Batch(data, encoding, len(events), f"{events[0].id}:{events[-1].id}")
+    return Batch(
+        data, encoding, len(items), f"{item_id(items[0])}:{item_id(items[-1])}"
+    )
 
 
 def is_retryable(status: int) -> bool:

@@ -42,6 +42,7 @@ from emitters._engine import (
     prepare,
 )
 from emitters._model import Event
+from emitters._pipeline.batch import items_of
 from emitters._settings import database_url
 from emitters.sql._queries import (
     BlockRunSummary,
@@ -445,7 +446,7 @@ class SQLEventStore(Emitter):
             return
         self._refuse_writes("store events")
         with self._write_lock:
-            rows, link_rows, runs = self._encoder.rows(events)
+            rows, link_rows, runs = self._encoder.rows(items_of(events))
         limit = max_statement_bytes(self.engine)
         if limit is not None:
             too_large = [row for row in rows if _row_bytes(row) > limit - _HEADROOM]

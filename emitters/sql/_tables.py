@@ -22,6 +22,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
 from emitters._model import Event, RelatedResource, Resource
+from emitters._pipeline.batch import Described, Item
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -284,10 +285,13 @@ def _related_json(related: Sequence[RelatedResource]) -> str:
 class RowEncoder:
     """Turns events into rows, caching the parts that repeat between events.
 
-    A block's resource and a call's related resources are shared objects from one
-    event to the next, so their JSON and the columns drawn from them are computed
-    once per object. Each cache entry keeps its object, so an ``id()`` cannot be
-    reused while the entry exists. Used by one thread at a time.
+    The pipeline hands the store drafts of events (see
+    :mod:`emitters._pipeline.batch`), which become rows without an ``Event`` being
+    built; events built already (``emit_event()``'s) are encoded from their
+    fields. A block's resource and a call's related resources are shared objects
+    from one event to the next, so their JSON and the columns drawn from them
+    are computed once per object. Each cache entry keeps its object, so an
+    ``id()`` cannot be reused while the entry exists. Used by one thread at a time.
     """
 
     _MAX = 2048
@@ -300,6 +304,7 @@ class RowEncoder:
                 tuple[RelatedResource, ...], tuple[Any, ...], list[Any], RunMeta | None
             ],
         ] = {}
+        self._described: dict[int, tuple[Described, tuple[Any, ...]]] = {}
 
     def _resource_parts(self, resource: Resource) -> tuple[Any, ...]:
         hit = self._resources.get(id(resource))
@@ -339,43 +344,76 @@ class RowEncoder:
         self._related[id(related)] = (related, parts, links, meta)
         return parts, links, meta
 
+    def _described_parts(self, described: Described) -> tuple[Any, ...]:
+        hit = self._described.get(id(described))
+        if hit is not None and hit[0] is described:
+            return hit[1]
+        related, links, meta = self._related_parts(described[1])
+        parts = (*self._resource_parts(described[0]), *related, links, meta)
+        if len(self._described) >= self._MAX:
+            self._described.clear()
+        self._described[id(described)] = (described, parts)
+        return parts
+
     def rows(
-        self, events: Iterable[Event]
+        self, items: Iterable[Item]
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, RunMeta]]:
-        """Return the event rows and link rows for ``events``, in column order, and
-        what the events say about each flow run they belong to."""
+        """Return the event rows and link rows for ``items`` (events, or drafts
+        of events as the pipeline hands them over), in column order, and what
+        the events say about each flow run they belong to."""
         rows: list[tuple[Any, ...]] = []
         link_rows: list[tuple[Any, ...]] = []
         runs: dict[str, RunMeta] = {}
         resource_parts, related_parts = self._resource_parts, self._related_parts
+        described_parts = self._described_parts
         dumps, epoch, micro = json.dumps, _EPOCH, _MICRO
-        for event in events:
-            rid, rname, block_type, labels = resource_parts(event.resource)
-            (flow_run, run_name, related), links, meta = related_parts(event.related)
+        tuple_type, float_type = tuple, float
+        for item in items:
+            if type(item) is tuple_type:
+                # A draft: its call's parts are encoded once per call site.
+                event_id_int, wall, name, described, payload, follows_int = item
+                (
+                    rid,
+                    rname,
+                    block_type,
+                    labels,
+                    flow_run,
+                    run_name,
+                    related,
+                    links,
+                    meta,
+                ) = described_parts(described)
+                event_id = f"{event_id_int:032x}"
+                occurred = wall // 1000
+                follows = None if follows_int is None else f"{follows_int:032x}"
+            else:
+                rid, rname, block_type, labels = resource_parts(item.resource)
+                (flow_run, run_name, related), links, meta = related_parts(item.related)
+                event_id = item.id.hex
+                occurred = (item.occurred - epoch) // micro
+                name = item.event
+                payload = item.payload
+                follows = None if item.follows is None else item.follows.hex
             if meta is not None and flow_run not in runs:
                 runs[flow_run] = meta
-            event_id = event.id.hex
-            occurred = (event.occurred - epoch) // micro
-            payload = event.payload
             if not payload:
                 payload_json = "{}"
-            elif len(payload) == 1 and type(payload.get("duration_ms")) is float:
+            elif len(payload) == 1 and type(payload.get("duration_ms")) is float_type:
                 # An outcome's usual payload, without the encoder's set-up cost.
                 payload_json = f'{{"duration_ms":{payload["duration_ms"]!r}}}'
             else:
                 payload_json = dumps(payload)
-            follows = event.follows
             rows.append(
                 (
                     event_id,
                     occurred,
-                    event.event,
+                    name,
                     rid,
                     rname,
                     block_type,
                     flow_run,
                     run_name,
-                    None if follows is None else follows.hex,
+                    follows,
                     labels,
                     related,
                     payload_json,

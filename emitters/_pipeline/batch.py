@@ -1,0 +1,286 @@
+"""What a sink receives: an immutable batch of events, built only if read.
+
+The dispatcher turns queued records into *drafts*, tuples that hold what an
+event is made of without the event itself::
+
+    (id, wall_ns, name, described, payload, follows)
+
+- ``id``: the event's UUIDv7 as an integer;
+- ``wall_ns``: when it occurred, in nanoseconds since the Unix epoch (UTC);
+- ``name``: the event name;
+- ``described``: the call's parts, shared by all the events of the calls of
+  one block method in one run: ``(resource, related, started name, succeeded
+  name, failed name)``;
+- ``payload``: a dict, or None for an empty one (a ``started`` event);
+- ``follows``: the id of the event this one follows, as an integer, or None.
+
+A sink that writes rows or JSON (the SQL store, the file and HTTP sinks) reads
+the drafts of an :class:`EventBatch` through :meth:`EventBatch.items` and turns
+them straight into what it writes, with the parts that repeat from one call to
+the next encoded once. Any other reader of the batch gets ``Event`` objects,
+built the first time the batch is read and then shared by every reader: a
+batch that only the SQL store takes never builds one.
+
+Items that are not drafts are events already (those of ``emit_event()`` and
+the pipeline's own), and pass through.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, overload
+from uuid import UUID
+
+from pydantic_core import to_json
+
+from emitters._ids import _UNKNOWN, _new, _set_uuid_int, _set_uuid_safe
+from emitters._model import _ALL_FIELDS, _EVENT_SLOTS, Event
+
+if TYPE_CHECKING:
+    from emitters._model import RelatedResource, Resource
+
+__all__ = [
+    "Described",
+    "Draft",
+    "EventBatch",
+    "Item",
+    "JsonEncoder",
+    "item_id",
+    "items_of",
+    "materialize",
+]
+
+Described = tuple["Resource", tuple["RelatedResource", ...], str, str, str]
+"""A call's resource, related resources and its three event names."""
+Draft = tuple[int, int, str, Described, "dict[str, Any] | None", "int | None"]
+"""An event not built yet (see the module's docstring)."""
+Item = Any
+"""A draft or an ``Event``: ``type(item) is tuple`` tells them apart."""
+
+
+def materialize(items: Sequence[Item]) -> list[Event]:
+    """Return the events of ``items``, in order.
+
+    Drafts become events from trusted parts, as pydantic's constructor would
+    fill them, without validation.
+    """
+    new, set_int, set_safe, unknown = _new, _set_uuid_int, _set_uuid_safe, _UNKNOWN
+    set_dict, set_fields, set_extra, set_private = _EVENT_SLOTS
+    all_fields = _ALL_FIELDS
+    uuid_type, event_type, tuple_type = UUID, Event, tuple
+    date, utc = datetime, UTC
+    second = -1
+    y = mo = d = h = mi = s = 0
+    out: list[Event] = []
+    append = out.append
+    for item in items:
+        if type(item) is not tuple_type:
+            append(item)
+            continue
+        event_id, wall, name, described, payload, follows = item
+        uid = new(uuid_type)
+        set_int(uid, event_id)
+        set_safe(uid, unknown)
+        if follows is not None:
+            follows_id = new(uuid_type)
+            set_int(follows_id, follows)
+            set_safe(follows_id, unknown)
+        else:
+            follows_id = None
+        sec, rest = divmod(wall, 1_000_000_000)
+        if sec != second:
+            second = sec
+            t = date.fromtimestamp(sec, utc)
+            y, mo, d, h, mi, s = t.year, t.month, t.day, t.hour, t.minute, t.second
+        event = new(event_type)
+        set_dict(
+            event,
+            {
+                "id": uid,
+                "occurred": date(y, mo, d, h, mi, s, rest // 1000, utc),
+                "event": name,
+                "resource": described[0],
+                "related": described[1],
+                "payload": {} if payload is None else payload,
+                "follows": follows_id,
+            },
+        )
+        set_fields(event, all_fields)
+        set_extra(event, None)
+        set_private(event, None)
+        append(event)
+    return out
+
+
+class EventBatch(Sequence[Event]):
+    """An immutable batch of events, shared by every sink.
+
+    It reads as a sequence of ``Event`` objects, built on first read (by any
+    sink, on its own thread) and shared from then on. The SQL store, the file
+    and the HTTP sinks read :meth:`items` instead.
+    """
+
+    __slots__ = ("_events", "_items", "_lock")
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self._items: tuple[Item, ...] = tuple(items)
+        self._events: tuple[Event, ...] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of_events(cls, events: Sequence[Event]) -> EventBatch:
+        """A batch of events already built."""
+        batch = cls(events)
+        batch._events = batch._items
+        return batch
+
+    @classmethod
+    def join(cls, batches: Sequence[Sequence[Event]]) -> EventBatch:
+        """One batch of the items of ``batches``, in order, built as far as they
+        were."""
+        items: list[Item] = []
+        built = True
+        for batch in batches:
+            if isinstance(batch, EventBatch):
+                built = built and batch._events is not None
+                items.extend(batch.items())
+            else:
+                items.extend(batch)
+        return cls.of_events(items) if built else cls(items)
+
+    def items(self) -> tuple[Item, ...]:
+        """The drafts and events of the batch (see the module's docstring)."""
+        events = self._events
+        return self._items if events is None else events
+
+    def events(self) -> tuple[Event, ...]:
+        """The events of the batch, built on the first call."""
+        events = self._events
+        if events is None:
+            with self._lock:
+                events = self._events
+                if events is None:
+                    events = self._events = tuple(materialize(self._items))
+        return events
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | Sequence[Event]:
+        return self.events()[index]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events())
+
+    def __repr__(self) -> str:
+        return f"<EventBatch of {len(self._items)} events>"
+
+
+def items_of(events: Sequence[Event]) -> Sequence[Item]:
+    """The drafts and events of a batch a sink was given (any sequence of
+    events is its own items)."""
+    if isinstance(events, EventBatch):
+        return events.items()
+    return events
+
+
+def item_id(item: Item) -> UUID:
+    """The id of a draft or an event."""
+    if type(item) is tuple:
+        return UUID(int=item[0])
+    event_id: UUID = item.id
+    return event_id
+
+
+class JsonEncoder:
+    """Writes events as JSON, each exactly as ``Event.model_dump_json()`` does.
+
+    A draft's resource and related resources are encoded once per call's parts
+    and kept (the cache keeps its key objects alive, so an ``id()`` is not
+    reused while its entry exists); ids and times are written from their
+    integers. Events already built are encoded by pydantic. Safe to share
+    between threads.
+    """
+
+    _MAX = 2048
+
+    def __init__(self) -> None:
+        self._middles: dict[int, tuple[Described, bytes, bytes, bytes]] = {}
+        # The last second written, and its text: one attribute, so that two
+        # threads writing at once cannot pair one's second with the other's text.
+        self._clock: tuple[int, bytes] = (-1, b"")
+
+    def _middle(self, described: Described, name: str) -> bytes:
+        hit = self._middles.get(id(described))
+        if hit is None or hit[0] is not described:
+            resource = to_json(described[0])
+            related = to_json(described[1])
+            parts = [
+                b',"event":'
+                + to_json(n)
+                + b',"resource":'
+                + resource
+                + b',"related":'
+                + related
+                + b',"payload":'
+                for n in described[2:5]
+            ]
+            if len(self._middles) >= self._MAX:
+                self._middles.clear()
+            hit = self._middles[id(described)] = (described, *parts)  # type: ignore[assignment]
+            assert hit is not None
+        if name == described[2]:
+            return hit[1]
+        if name == described[3]:
+            return hit[2]
+        return hit[3]
+
+    def lines(self, items: Sequence[Item]) -> list[bytes]:
+        """Return each event of ``items`` as one line of JSON, without its end."""
+        out: list[bytes] = []
+        append = out.append
+        tuple_type = tuple
+        second, second_text = self._clock
+        for item in items:
+            if type(item) is not tuple_type:
+                append(item.__pydantic_serializer__.to_json(item))
+                continue
+            event_id, wall, name, described, payload, follows = item
+            h = f"{event_id:032x}"
+            sec, rest = divmod(wall, 1_000_000_000)
+            if sec != second:
+                second = sec
+                t = datetime.fromtimestamp(sec, UTC)
+                second_text = (
+                    f"{t.year:04d}-{t.month:02d}-{t.day:02d}"
+                    f"T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+                ).encode()
+            micros = rest // 1000
+            if micros:
+                occurred = second_text + b'.%06dZ"' % micros
+            else:
+                occurred = second_text + b'Z"'
+            if follows is None:
+                tail = b',"follows":null}'
+            else:
+                f = f"{follows:032x}"
+                tail = (
+                    f',"follows":"{f[:8]}-{f[8:12]}-{f[12:16]}-{f[16:20]}-{f[20:]}"}}'
+                ).encode()
+            append(
+                f'{{"id":"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}","occurred":"'.encode()
+                + occurred
+                + self._middle(described, name)
+                + (b"{}" if payload is None else to_json(payload))
+                + tail
+            )
+        self._clock = (second, second_text)
+        return out

@@ -1,0 +1,183 @@
+"""What sinks receive: one immutable batch, whose events are built only when a
+sink reads them. The store, file and HTTP sinks write from the drafts, and what
+they write is what the built events say."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from blocks import Block
+from emitters import (
+    Emitter,
+    Event,
+    MemoryEmitter,
+    configure,
+    emit_event,
+    flow_run,
+    flush,
+    register_secret,
+)
+from emitters._pipeline import batch as batch_module
+from emitters.file import FileEmitter
+from emitters._pipeline.batch import EventBatch, JsonEncoder, items_of, materialize
+from emitters.sql import SQLEventStore
+from emitters.sql._tables import RowEncoder
+
+SECRET = "pw-batch-5d1e77"
+
+
+class Ledger(Block):
+    """A block whose calls make every kind of event the pipeline drafts."""
+
+    region: str = "eu-west-1"
+
+    def post(self, amount: float) -> float:
+        if amount < 0:
+            raise ValueError(f"refused {amount} with {SECRET} \u2028 é \x01")
+        return amount
+
+    def transfer(self, other: Ledger) -> float:
+        return other.post(1.5)
+
+
+class Keep(Emitter):
+    """Keeps the batches as they arrive, unread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[Sequence[Event]] = []
+
+    def emit_batch(self, events: Sequence[Event]) -> None:
+        self.batches.append(events)
+
+
+def _calls() -> None:
+    """Plain, failed, nested calls, in a run, under a span, and an emit_event."""
+    ledger, other = Ledger(), Ledger(region="us-east-1")
+    tracer = TracerProvider().get_tracer("test")
+    with flow_run("batch-run", labels={"team": "payments"}):
+        for i in range(300):
+            ledger.post(float(i))
+        with pytest.raises(ValueError):
+            ledger.post(-1)
+        ledger.transfer(other)
+        with tracer.start_as_current_span("outer"):
+            ledger.post(2.0)
+    ledger.post(3.0)  # outside any run
+    emit_event("ledger.closed", {"id": "ledger.1"}, payload={"rows": 3, "t": "é"})
+
+
+def test_every_sink_writes_what_the_built_events_say(tmp_path: Path) -> None:
+    """The file's lines are byte for byte model_dump_json() of the events a
+    memory sink got, the store reads back the same events, no secret anywhere."""
+    register_secret(SECRET)
+    memory = MemoryEmitter()
+    path = tmp_path / "events.jsonl"
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    configure(emitters=[memory, FileEmitter(path), store])
+    _calls()
+    assert flush(10)
+    events = memory.events
+    assert len(events) == 2 * 305 + 1
+    lines = path.read_bytes().splitlines()
+    assert lines == [e.model_dump_json().encode() for e in events]
+    stored = store.events(limit=None)
+    assert [e.model_dump() for e in stored] == [e.model_dump() for e in events]
+    failed = [e for e in events if e.event.endswith(".failed")]
+    assert len(failed) == 1
+    assert failed[0].payload["error"]["message"].startswith("refused -1")
+    assert SECRET not in path.read_text()
+    assert all(SECRET not in e.model_dump_json() for e in stored)
+    callers = [e for e in events if e.related_by_role("caller")]
+    assert len(callers) == 2  # the nested call's started and succeeded
+
+
+def test_drafts_become_the_same_rows_as_built_events() -> None:
+    """The store's encoder gives the same rows from drafts as from their events."""
+    keep = Keep()
+    configure(emitters=[keep])
+    _calls()
+    assert flush(10)
+    items = [item for batch in keep.batches for item in items_of(batch)]
+    assert sum(type(item) is tuple for item in items) == 2 * 305
+    assert RowEncoder().rows(items) == RowEncoder().rows(materialize(items))
+
+
+def test_json_encoder_writes_times_and_ids_as_pydantic_does() -> None:
+    """Whole seconds, microseconds, the epoch's first day and a large payload."""
+    keep = Keep()
+    configure(emitters=[keep])
+    Ledger().post(1.0)
+    assert flush(10)
+    draft = next(i for i in items_of(keep.batches[0]) if type(i) is tuple)
+    _, wall, name, described, _, _ = draft
+    variants = [
+        (1, 1_796_407_699_000_000_000, name, described, None, None),
+        (2**127 + 5, 1_796_407_699_120_000_000, name, described, {}, 99),
+        (6, 99_000_001_000, described[4], described, {"duration_ms": 1e-05}, 0),
+        (7, wall, described[3], described, {"k": [1, 2.5e300, "x" * 70_000]}, 2),
+    ]
+    encoded = JsonEncoder().lines(variants)
+    assert encoded == [e.model_dump_json().encode() for e in materialize(variants)]
+
+
+def test_a_batch_is_built_once_and_only_when_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Sinks that write rows and JSON never build events; sinks that read events
+    share the same objects, built once per batch."""
+    built: list[int] = []
+    real = batch_module.materialize
+
+    def counting(items: Sequence[Any]) -> list[Event]:
+        built.append(len(items))
+        return real(items)
+
+    monkeypatch.setattr(batch_module, "materialize", counting)
+    store = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    configure(emitters=[store, FileEmitter(tmp_path / "events.jsonl")])
+    for i in range(100):
+        Ledger().post(float(i))
+    assert flush(10)
+    assert built == []
+    assert len(store.events(limit=None)) == 200
+
+    first, second = MemoryEmitter(name="first"), MemoryEmitter(name="second")
+    configure(emitters=[first, second, store])
+    for i in range(100):
+        Ledger().post(float(i))
+    assert flush(10)
+    assert sum(built) == 200
+    assert len(first.events) == 200
+    assert all(a is b for a, b in zip(first.events, second.events, strict=True))
+
+
+def test_a_batch_is_immutable_and_joins_in_order() -> None:
+    """No sink can change what the others read; joined batches keep the order
+    and what was built already."""
+    keep = Keep()
+    configure(emitters=[keep])
+    for i in range(10):
+        Ledger().post(float(i))
+    assert flush(10)
+    batch = keep.batches[0]
+    assert isinstance(batch, EventBatch)
+    for change in ("clear", "append", "extend", "__setitem__", "__delitem__"):
+        assert not hasattr(batch, change)
+    with pytest.raises(AttributeError):
+        batch.items = ()  # type: ignore[method-assign]
+    events = list(batch)
+    half = len(events) // 2
+    first = EventBatch(batch.items()[:half])
+    second = EventBatch.of_events(events[half:])
+    joined = EventBatch.join([first, second])
+    assert [e.id for e in joined] == [e.id for e in events]
+    assert EventBatch.join([second, second]).items() == tuple(events[half:]) * 2
+    payloads = [json.loads(e.model_dump_json())["payload"] for e in joined]
+    assert payloads == [e.payload for e in events]
