@@ -132,6 +132,7 @@ def _fill(url: str, events: int, seed: int = 7) -> dict[str, float]:
                         labels,
                         related_json,
                         body,
+                        None,  # labels and related resources in the row
                     )
                 )
                 if creds is not None:

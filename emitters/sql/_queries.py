@@ -19,10 +19,14 @@ from sqlalchemy.engine import Connection
 
 from emitters.sql._runs import block_label
 from emitters.sql._tables import (
+    event_columns,
     event_links,
+    event_parts,
     events_table,
+    events_with_parts,
     from_micros,
     run_blocks_table,
+    select_events,
     to_micros,
 )
 
@@ -363,10 +367,10 @@ def block_events(
     def ordered(time: Any, key: Any) -> tuple[Any, Any]:
         return (time.desc(), key.desc()) if descending else (time, key)
 
-    own = sa.select(events_table).where(t.block_type == slug, *where)
+    own = select_events().where(t.block_type == slug, *where)
     linked = (
-        sa.select(events_table)
-        .join(event_links, links.event_id == t.id)
+        sa.select(*event_columns())
+        .select_from(events_with_parts().join(event_links, links.event_id == t.id))
         .where(links.block_type == slug, *where)
     )
     if name is not None:
@@ -387,7 +391,7 @@ def block_events(
 
 def _caller_and_task(related_json: str) -> tuple[str | None, str | None, str | None]:
     caller = task_id = task_name = None
-    for related in json.loads(related_json):
+    for related in json.loads(related_json or "[]"):
         role = related.get("role")
         if role == "caller" and caller is None:
             caller = str(related["id"]).removeprefix("event.")
@@ -417,6 +421,27 @@ def _outcome_detail(
     return duration, None, None
 
 
+def _with_shared_related(conn: Connection, rows: Sequence[Any]) -> Sequence[Any]:
+    """Put the related resources of the rows that name their parts in place
+    (``rows`` as :func:`timeline_rows` selects them), each parts row read once."""
+    keys = {row[9] for row in rows if row[9] is not None}
+    if not keys:
+        return rows
+    p = event_parts.c
+    shared: dict[str, str] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):
+        shared.update(
+            conn.execute(
+                sa.select(p.id, p.related).where(p.id.in_(ordered[start : start + 500]))
+            ).all()
+        )
+    return [
+        row if row[9] is None else (*row[:7], shared.get(row[9], "[]"), *row[8:])
+        for row in rows
+    ]
+
+
 def timeline(conn: Connection, flow_run_id: str) -> list[CallRecord]:
     """Return the flow run's calls, each ``started`` paired with its outcome."""
     return [CallRecord.from_row(row) for row in timeline_rows(conn, flow_run_id)]
@@ -444,6 +469,7 @@ def timeline_rows(conn: Connection, flow_run_id: str) -> list[TimelineRow]:
             t.follows,
             sa.case((started_row, t.related), else_=sa.null()),
             sa.case((started_row, sa.null()), else_=t.payload),
+            sa.case((started_row, t.parts), else_=sa.null()),
         )
         # Every event of the run (the few that are not calls are left out below,
         # cheaper than by name in SQL), by time alone as the index gives them:
@@ -457,6 +483,7 @@ def timeline_rows(conn: Connection, flow_run_id: str) -> list[TimelineRow]:
     assert cursor is not None
     rows: Sequence[Any] = cursor.fetchall()
     result.close()
+    rows = _with_shared_related(conn, rows)
     outcomes: dict[str, Any] = {}
     started_rows: list[Any] = []
     for row in rows:
@@ -477,9 +504,9 @@ def timeline_rows(conn: Connection, flow_run_id: str) -> list[TimelineRow]:
         for start in range(0, len(orphans), 500):
             related_of.update(
                 conn.execute(
-                    sa.select(t.id, t.related).where(
-                        t.id.in_(orphans[start : start + 500])
-                    )
+                    sa.select(t.id, event_columns()[10])
+                    .select_from(events_with_parts())
+                    .where(t.id.in_(orphans[start : start + 500]))
                 ).all()
             )
     # What a call shares with others of the same method on the same resource in

@@ -25,10 +25,11 @@ from sqlalchemy.engine import Connection, Dialect
 from emitters._ids import run_short_id as short_id
 from emitters._observed import INFRA_PREFIX, infra_failure
 from emitters.sql._tables import (
-    EVENT_COLUMNS,
     RunMeta,
+    event_columns,
     event_links,
     events_table,
+    events_with_parts,
     from_micros,
     run_blocks_table,
     run_meta,
@@ -578,12 +579,17 @@ def rebuild_summaries(conn: Connection, page: int = 20_000) -> None:
     links: dict[str, list[Any]] = {}
     for link in link_rows:
         links.setdefault(link[0], []).append(link)
-    columns = [events_table.c[name] for name in EVENT_COLUMNS]
+    columns = event_columns()
     e = events_table.c
     last: str | None = None
     seen: set[str] = set()
     while True:
-        query = sa.select(*columns).order_by(e.id).limit(page)
+        query = (
+            sa.select(*columns)
+            .select_from(events_with_parts())
+            .order_by(e.id)
+            .limit(page)
+        )
         if last is not None:
             query = query.where(e.id > last)
         rows = conn.execute(query).all()
@@ -601,7 +607,7 @@ def rebuild_summaries(conn: Connection, page: int = 20_000) -> None:
 
 
 def _meta_of(related_json: str, name: str | None) -> RunMeta:
-    for related in json.loads(related_json):
+    for related in json.loads(related_json or "[]"):
         if related.get("role") == "flow-run":
             labels = related.get("labels") or {}
             return run_meta(related.get("name", name), labels)

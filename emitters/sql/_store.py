@@ -69,14 +69,16 @@ from emitters.sql._runs import (
     tally,
 )
 from emitters.sql._tables import (
+    EncodedBatch,
     RowEncoder,
-    RunMeta,
     event_from_row,
     event_links,
+    event_parts,
     events_table,
     metadata,
     run_blocks_table,
     runs_table,
+    select_events,
     upgrade_event_tables,
 )
 
@@ -344,7 +346,7 @@ class SQLEventStore(Emitter):
         self._checked = False
         self._encoder = RowEncoder()
         self._write_lock = threading.Lock()
-        self._statements: tuple[Any, Any] | None = None
+        self._statements: tuple[Any, Any, Any] | None = None
         self._summaries: SummaryWriter | None = None
 
     @property
@@ -403,13 +405,18 @@ class SQLEventStore(Emitter):
 
     # -- the sink ----------------------------------------------------------------
 
-    def _insert_statements(self, engine: Engine) -> tuple[Any, Any]:
-        """Return, per table, how to insert rows, skipping keys already stored."""
+    def _insert_statements(self, engine: Engine) -> tuple[Any, Any, Any]:
+        """Return, per table (events, links, parts), how to insert rows,
+        skipping keys already stored."""
         if self._statements is not None:
             return self._statements
         backend = engine.dialect.name
         statements: list[Any] = []
-        for table, key in ((events_table, "id"), (event_links, "event_id")):
+        for table, key in (
+            (events_table, "id"),
+            (event_links, "event_id"),
+            (event_parts, "id"),
+        ):
             columns = tuple(c.name for c in table.columns)
             events = table is events_table
             if backend == "sqlite":
@@ -431,7 +438,7 @@ class SQLEventStore(Emitter):
             else:
                 stmt = table.insert()
             statements.append(_CoreInsert(stmt, columns, new_keys))
-        self._statements = (statements[0], statements[1])
+        self._statements = (statements[0], statements[1], statements[2])
         self._summaries = SummaryWriter(engine.dialect)
         return self._statements
 
@@ -446,22 +453,22 @@ class SQLEventStore(Emitter):
             return
         self._refuse_writes("store events")
         with self._write_lock:
-            rows, link_rows, runs = self._encoder.rows(items_of(events))
+            batch = self._encoder.rows(items_of(events))
         limit = max_statement_bytes(self.engine)
         if limit is not None:
-            too_large = [row for row in rows if _row_bytes(row) > limit - _HEADROOM]
+            too_large = [
+                row for row in batch.rows if _row_bytes(row) > limit - _HEADROOM
+            ]
+            too_large += [
+                row for row in batch.part_rows if _row_bytes(row) > limit - _HEADROOM
+            ]
             if too_large:
-                self._write_without(rows, link_rows, runs, too_large, limit)
+                self._write_without(batch, too_large, limit)
                 return
-        self._store_rows(rows, link_rows, runs)
+        self._store_rows(batch)
 
     def _write_without(
-        self,
-        rows: list[tuple[Any, ...]],
-        link_rows: list[tuple[Any, ...]],
-        runs: dict[str, RunMeta],
-        too_large: list[tuple[Any, ...]],
-        limit: int,
+        self, batch: EncodedBatch, too_large: list[tuple[Any, ...]], limit: int
     ) -> None:
         """Store the batch but the events the server cannot take in one packet.
 
@@ -472,50 +479,49 @@ class SQLEventStore(Emitter):
             PartialDelivery: Always; it counts the events stored.
         """
         skipped = {row[0] for row in too_large}
-        kept = [row for row in rows if row[0] not in skipped]
+        rows = batch.rows
+        kept = [row for row in rows if row[0] not in skipped and row[12] not in skipped]
         stored = len(kept)
         if kept:
             try:
                 self._store_rows(
-                    kept, [link for link in link_rows if link[0] not in skipped], runs
+                    EncodedBatch(
+                        kept,
+                        [link for link in batch.link_rows if link[0] not in skipped],
+                        batch.runs,
+                        [part for part in batch.part_rows if part[0] not in skipped],
+                    )
                 )
             except PartialDelivery as part:
                 stored = part.delivered
         raise PartialDelivery(
             stored,
-            f"{len(too_large)} of {len(rows)} events are larger than the server "
+            f"{len(rows) - len(kept)} of {len(rows)} events are larger than the server "
             f"accepts in one statement (max_allowed_packet = {limit} bytes on "
             f"{self.display_url}); they were not stored",
         )
 
-    def _store_rows(
-        self,
-        rows: list[tuple[Any, ...]],
-        link_rows: list[tuple[Any, ...]],
-        runs: dict[str, RunMeta],
-    ) -> None:
+    def _store_rows(self, batch: EncodedBatch) -> None:
         """Store encoded rows, event by event if the database refuses some."""
         try:
-            self._write(rows, link_rows, runs)
+            self._write(batch)
         except StatementError as exc:
-            if not _refused_data(exc) or len(rows) == 1:
+            if not _refused_data(exc) or len(batch.rows) == 1:
                 raise
-            self._write_one_by_one(rows, link_rows, runs)
+            self._write_one_by_one(batch)
 
-    def _write(
-        self,
-        rows: list[tuple[Any, ...]],
-        link_rows: list[tuple[Any, ...]],
-        runs: dict[str, RunMeta],
-    ) -> None:
+    def _write(self, batch: EncodedBatch) -> None:
+        rows, link_rows, runs, part_rows = batch
         engine = self.engine
-        insert_events, insert_links = self._insert_statements(engine)
+        insert_events, insert_links, insert_parts = self._insert_statements(engine)
         summaries = self._summaries
         assert summaries is not None
         keys = False
         for attempt in range(_BUSY_ATTEMPTS):
             try:
                 with engine.begin() as conn:
+                    if part_rows:
+                        insert_parts(conn, part_rows)
                     added = insert_events(conn, rows, keys)
                     if link_rows:
                         insert_links(conn, link_rows)
@@ -534,21 +540,23 @@ class SQLEventStore(Emitter):
                     raise
                 time.sleep(0.05 * 2**attempt * (1 + random.random()))
 
-    def _write_one_by_one(
-        self,
-        rows: list[tuple[Any, ...]],
-        link_rows: list[tuple[Any, ...]],
-        runs: dict[str, RunMeta],
-    ) -> None:
+    def _write_one_by_one(self, batch: EncodedBatch) -> None:
         """Store each event in a transaction of its own, so that one the database
         refuses costs only itself."""
+        rows, link_rows, runs, part_rows = batch
         links: dict[str, list[tuple[Any, ...]]] = {}
         for link in link_rows:
             links.setdefault(link[0], []).append(link)
+        parts = {part[0]: part for part in part_rows}
         refused: list[str] = []
         for done, row in enumerate(rows):
+            part = parts.get(row[12])
             try:
-                self._write([row], links.get(row[0], []), runs)
+                self._write(
+                    EncodedBatch(
+                        [row], links.get(row[0], []), runs, [part] if part else []
+                    )
+                )
             except StatementError as exc:
                 if not _refused_data(exc):
                     # The database went away: what was stored so far counts.
@@ -627,7 +635,7 @@ class SQLEventStore(Emitter):
             with self._reading() as conn:
                 rows = block_events(conn, block, where, limit, order == "desc")
                 return [event_from_row(row) for row in rows]
-        query = sa.select(events_table).where(*where).order_by(*ordering)
+        query = select_events().where(*where).order_by(*ordering)
         if limit is not None:
             query = query.limit(limit)
         with self._reading() as conn:
@@ -769,7 +777,7 @@ class SQLEventStore(Emitter):
                 ) from None
         with self._reading() as conn:
             row = conn.execute(
-                sa.select(events_table).where(events_table.c.id == event_id.hex)
+                select_events().where(events_table.c.id == event_id.hex)
             ).first()
         return None if row is None else event_from_row(row)
 
@@ -791,7 +799,7 @@ class SQLEventStore(Emitter):
             else t.resource_id == started.resource.id
         )
         query = (
-            sa.select(events_table)
+            select_events()
             .where(
                 scope,
                 t.occurred_us >= moment_micros(started.occurred, "occurred"),
@@ -832,6 +840,18 @@ class SQLEventStore(Emitter):
             conn.execute(event_links.delete().where(event_links.c.event_id.in_(old)))
             result = conn.execute(events_table.delete().where(t.occurred_us < cutoff))
             conn.execute(runs_table.delete().where(runs_table.c.last_us < cutoff))
+            # The parts of runs pruned whole that no event names any more (a
+            # run still writing keeps its summary, so its parts stay; so do the
+            # few of calls outside any run, one per call site).
+            p = event_parts.c
+            named = sa.select(t.parts).where(t.parts.is_not(None)).distinct()
+            conn.execute(
+                event_parts.delete().where(
+                    p.flow_run_id.is_not(None),
+                    p.flow_run_id.not_in(sa.select(runs_table.c.id)),
+                    p.id.not_in(named),
+                )
+            )
             conn.execute(
                 run_blocks_table.delete().where(run_blocks_table.c.last_us < cutoff)
             )

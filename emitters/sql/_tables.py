@@ -11,10 +11,11 @@ is an indexed lookup rather than a scan of the JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -27,16 +28,22 @@ from emitters._pipeline.batch import Described, Item
 __all__ = [
     "EVENT_COLUMNS",
     "LINK_COLUMNS",
+    "PART_COLUMNS",
+    "EncodedBatch",
     "RowEncoder",
     "RunMeta",
+    "event_columns",
     "event_from_row",
     "event_links",
+    "event_parts",
     "events_table",
+    "events_with_parts",
     "from_micros",
     "metadata",
     "run_blocks_table",
     "run_meta",
     "runs_table",
+    "select_events",
     "to_micros",
     "upgrade_event_tables",
 ]
@@ -69,12 +76,28 @@ events_table = sa.Table(
     sa.Column("resource_labels", _Json, nullable=False),
     sa.Column("related", _Json, nullable=False),
     sa.Column("payload", _Json, nullable=False),
+    # The key of the row of eventblocks_event_parts that holds this event's
+    # resource labels and related resources, when they are not in the row.
+    sa.Column("parts", sa.String(32), nullable=True),
     sa.Index("ix_eventblocks_events_occurred", "occurred_us"),
     sa.Index("ix_eventblocks_events_flow_run", "flow_run_id", "occurred_us"),
     sa.Index("ix_eventblocks_events_resource", "resource_id", "occurred_us"),
     sa.Index(
         "ix_eventblocks_events_block_time", "block_type", "resource_name", "occurred_us"
     ),
+    **_MYSQL_TABLE,
+)
+
+# What the events of many calls share (the calls of one block method in one run):
+# their resource labels and related resources, written once, by content hash,
+# with the run they belong to (the parts of a run go when its summary is pruned).
+event_parts = sa.Table(
+    "eventblocks_event_parts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("flow_run_id", sa.String(255), nullable=True),
+    sa.Column("resource_labels", _Json, nullable=False),
+    sa.Column("related", _Json, nullable=False),
     **_MYSQL_TABLE,
 )
 
@@ -141,6 +164,32 @@ run_blocks_table = sa.Table(
 
 EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
 LINK_COLUMNS = tuple(c.name for c in event_links.columns)
+PART_COLUMNS = tuple(c.name for c in event_parts.columns)
+
+
+def event_columns() -> list[Any]:
+    """The columns of an event as queries read them, in ``EVENT_COLUMNS`` order:
+    the resource labels and related resources from the event's parts when they
+    are there (select from :func:`events_with_parts`)."""
+    columns: list[Any] = []
+    for column in events_table.columns:
+        if column.name in ("resource_labels", "related"):
+            shared = event_parts.c[column.name]
+            columns.append(sa.func.coalesce(shared, column).label(column.name))
+        else:
+            columns.append(column)
+    return columns
+
+
+def events_with_parts() -> Any:
+    """The events table joined with the parts its rows name."""
+    return events_table.outerjoin(event_parts, event_parts.c.id == events_table.c.parts)
+
+
+def select_events() -> Any:
+    """``SELECT`` of whole events (see :func:`event_columns`)."""
+    return sa.select(*event_columns()).select_from(events_with_parts())
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -159,7 +208,9 @@ def upgrade_event_tables(conn: Connection) -> None:
 
     Earlier versions held flow run ids of 64 characters at most and, on MySQL and
     MariaDB, JSON of 64 kB in the database's default character set; their links
-    had no time, and their indexes did not serve a block's latest events. Each
+    had no time, their indexes did not serve a block's latest events, and their
+    events held every part inline (no ``parts`` column; the table of parts is
+    created with the others). Each
     change is made only where the table still has the old form, so this is cheap
     to run whenever the store opens a database.
     """
@@ -169,6 +220,12 @@ def upgrade_event_tables(conn: Connection) -> None:
 
 def _upgrade_links_and_indexes(conn: Connection) -> None:
     inspector = sa.inspect(conn)
+    event_columns_now = {c["name"] for c in inspector.get_columns(events_table.name)}
+    if "parts" not in event_columns_now:
+        # Rows written before keep their labels and related resources inline.
+        conn.exec_driver_sql(
+            f"ALTER TABLE {events_table.name} ADD COLUMN parts VARCHAR(32) NULL"
+        )
     link_columns = {c["name"] for c in inspector.get_columns(event_links.name)}
     if "occurred_us" not in link_columns:
         conn.exec_driver_sql(
@@ -345,25 +402,46 @@ class RowEncoder:
         return parts, links, meta
 
     def _described_parts(self, described: Described) -> tuple[Any, ...]:
+        """The columns of a draft's call parts, with its parts' key and row."""
         hit = self._described.get(id(described))
         if hit is not None and hit[0] is described:
             return hit[1]
-        related, links, meta = self._related_parts(described[1])
-        parts = (*self._resource_parts(described[0]), *related, links, meta)
+        rid, rname, block_type, labels = self._resource_parts(described[0])
+        (flow_run, run_name, related), links, meta = self._related_parts(described[1])
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(labels.encode())
+        digest.update(b"\x00")
+        digest.update(related.encode())
+        key = digest.hexdigest()
+        parts = (
+            rid,
+            rname,
+            block_type,
+            flow_run,
+            run_name,
+            key,
+            links,
+            meta,
+            (key, flow_run, labels, related),
+        )
         if len(self._described) >= self._MAX:
             self._described.clear()
         self._described[id(described)] = (described, parts)
         return parts
 
-    def rows(
-        self, items: Iterable[Item]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, RunMeta]]:
-        """Return the event rows and link rows for ``items`` (events, or drafts
-        of events as the pipeline hands them over), in column order, and what
-        the events say about each flow run they belong to."""
+    def rows(self, items: Iterable[Item]) -> EncodedBatch:
+        """Return the rows for ``items`` (events, or drafts of events as the
+        pipeline hands them over), in column order: see :class:`EncodedBatch`.
+
+        A draft's resource labels and related resources go to the parts table,
+        once per call site, and its row names them (``resource_labels`` and
+        ``related`` are then empty); an event built already keeps them in its
+        row.
+        """
         rows: list[tuple[Any, ...]] = []
         link_rows: list[tuple[Any, ...]] = []
         runs: dict[str, RunMeta] = {}
+        part_rows: dict[str, tuple[str, str | None, str, str]] = {}
         resource_parts, related_parts = self._resource_parts, self._related_parts
         described_parts = self._described_parts
         dumps, epoch, micro = json.dumps, _EPOCH, _MICRO
@@ -376,19 +454,23 @@ class RowEncoder:
                     rid,
                     rname,
                     block_type,
-                    labels,
                     flow_run,
                     run_name,
-                    related,
+                    parts,
                     links,
                     meta,
+                    part_row,
                 ) = described_parts(described)
+                if parts not in part_rows:
+                    part_rows[parts] = part_row
+                labels = related = ""
                 event_id = f"{event_id_int:032x}"
                 occurred = wall // 1000
                 follows = None if follows_int is None else f"{follows_int:032x}"
             else:
                 rid, rname, block_type, labels = resource_parts(item.resource)
                 (flow_run, run_name, related), links, meta = related_parts(item.related)
+                parts = None
                 event_id = item.id.hex
                 occurred = (item.occurred - epoch) // micro
                 name = item.event
@@ -417,24 +499,44 @@ class RowEncoder:
                     labels,
                     related,
                     payload_json,
+                    parts,
                 )
             )
             for link in links:
                 link_rows.append((event_id, *link, occurred))
-        return rows, link_rows, runs
+        return EncodedBatch(rows, link_rows, runs, list(part_rows.values()))
+
+
+class EncodedBatch(NamedTuple):
+    """A batch of events as the store writes it.
+
+    Attributes:
+        rows: Rows of ``eventblocks_events``, in ``EVENT_COLUMNS`` order.
+        link_rows: Rows of ``eventblocks_event_links`` (``LINK_COLUMNS``).
+        runs: What the events say about each flow run they belong to.
+        part_rows: Rows of ``eventblocks_event_parts`` (``PART_COLUMNS``) the
+            rows name, each once (some may be stored already).
+    """
+
+    rows: list[tuple[Any, ...]]
+    link_rows: list[tuple[Any, ...]]
+    runs: dict[str, RunMeta]
+    part_rows: list[tuple[str, str | None, str, str]]
 
 
 def event_from_row(row: Any) -> Event:
-    """Rebuild the event stored in ``row`` (a row of ``eventblocks_events``).
+    """Rebuild the event stored in ``row`` (a row of :func:`select_events`).
 
     Rows were written from valid events, so they are rebuilt without validation:
-    reading stays fast, and a row an earlier version accepted still reads.
+    reading stays fast, and a row an earlier version accepted still reads. A row
+    whose parts are gone (pruned while it was written) reads with no labels and
+    no related resources.
     """
     related = tuple(
         RelatedResource.model_construct(
             id=r["id"], role=r["role"], name=r.get("name"), labels=r.get("labels", {})
         )
-        for r in json.loads(row.related)
+        for r in json.loads(row.related or "[]")
     )
     return Event.model_construct(
         id=UUID(hex=row.id),
@@ -443,7 +545,7 @@ def event_from_row(row: Any) -> Event:
         resource=Resource.model_construct(
             id=row.resource_id,
             name=row.resource_name,
-            labels=json.loads(row.resource_labels),
+            labels=json.loads(row.resource_labels or "{}"),
         ),
         related=related,
         payload=json.loads(row.payload),

@@ -24,15 +24,15 @@ from emitters import (
     register_secret,
 )
 from emitters._pipeline import batch as batch_module
-from emitters.file import FileEmitter
 from emitters._pipeline.batch import EventBatch, JsonEncoder, items_of, materialize
+from emitters.file import FileEmitter
 from emitters.sql import SQLEventStore
 from emitters.sql._tables import RowEncoder
 
 SECRET = "pw-batch-5d1e77"
 
 
-class Ledger(Block):
+class BatchLedger(Block):
     """A block whose calls make every kind of event the pipeline drafts."""
 
     region: str = "eu-west-1"
@@ -42,7 +42,7 @@ class Ledger(Block):
             raise ValueError(f"refused {amount} with {SECRET} \u2028 é \x01")
         return amount
 
-    def transfer(self, other: Ledger) -> float:
+    def transfer(self, other: BatchLedger) -> float:
         return other.post(1.5)
 
 
@@ -59,12 +59,12 @@ class Keep(Emitter):
 
 def _calls() -> None:
     """Plain, failed, nested calls, in a run, under a span, and an emit_event."""
-    ledger, other = Ledger(), Ledger(region="us-east-1")
+    ledger, other = BatchLedger(), BatchLedger(region="us-east-1")
     tracer = TracerProvider().get_tracer("test")
     with flow_run("batch-run", labels={"team": "payments"}):
         for i in range(300):
             ledger.post(float(i))
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="refused -1"):
             ledger.post(-1)
         ledger.transfer(other)
         with tracer.start_as_current_span("outer"):
@@ -106,14 +106,26 @@ def test_drafts_become_the_same_rows_as_built_events() -> None:
     assert flush(10)
     items = [item for batch in keep.batches for item in items_of(batch)]
     assert sum(type(item) is tuple for item in items) == 2 * 305
-    assert RowEncoder().rows(items) == RowEncoder().rows(materialize(items))
+    drafted = RowEncoder().rows(items)
+    built = RowEncoder().rows(materialize(items))
+    assert (drafted.link_rows, drafted.runs) == (built.link_rows, built.runs)
+    assert built.part_rows == []
+    assert {row[12] for row in built.rows} == {None}
+    # Calls of one method in one run share their parts: one row each, named.
+    parts = {key: (labels, related) for key, _, labels, related in drafted.part_rows}
+    assert len(parts) == len(drafted.part_rows) < 10
+    resolved = [
+        row if row[12] is None else (*row[:9], *parts[row[12]], row[11], None)
+        for row in drafted.rows
+    ]
+    assert resolved == built.rows
 
 
 def test_json_encoder_writes_times_and_ids_as_pydantic_does() -> None:
     """Whole seconds, microseconds, the epoch's first day and a large payload."""
     keep = Keep()
     configure(emitters=[keep])
-    Ledger().post(1.0)
+    BatchLedger().post(1.0)
     assert flush(10)
     draft = next(i for i in items_of(keep.batches[0]) if type(i) is tuple)
     _, wall, name, described, _, _ = draft
@@ -143,7 +155,7 @@ def test_a_batch_is_built_once_and_only_when_read(
     store = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
     configure(emitters=[store, FileEmitter(tmp_path / "events.jsonl")])
     for i in range(100):
-        Ledger().post(float(i))
+        BatchLedger().post(float(i))
     assert flush(10)
     assert built == []
     assert len(store.events(limit=None)) == 200
@@ -151,7 +163,7 @@ def test_a_batch_is_built_once_and_only_when_read(
     first, second = MemoryEmitter(name="first"), MemoryEmitter(name="second")
     configure(emitters=[first, second, store])
     for i in range(100):
-        Ledger().post(float(i))
+        BatchLedger().post(float(i))
     assert flush(10)
     assert sum(built) == 200
     assert len(first.events) == 200
@@ -164,7 +176,7 @@ def test_a_batch_is_immutable_and_joins_in_order() -> None:
     keep = Keep()
     configure(emitters=[keep])
     for i in range(10):
-        Ledger().post(float(i))
+        BatchLedger().post(float(i))
     assert flush(10)
     batch = keep.batches[0]
     assert isinstance(batch, EventBatch)

@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from emitters import Event, RelatedResource, Resource, observed_event_id, related_runs
+from blocks import Block
+from emitters import (
+    Event,
+    RelatedResource,
+    Resource,
+    configure,
+    flow_run,
+    flush,
+    observed_event_id,
+    related_runs,
+)
 from emitters._ids import uuid7_from_ns
 from emitters.sql import RunFailure, RunSummary, SQLEventStore
 from emitters.sql._runs import rebuild_summaries
@@ -286,7 +296,10 @@ def test_a_store_of_the_previous_version_gets_its_summaries(store_url: str) -> N
     mysql_like = backend in ("mysql", "mariadb")
     options = " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" if mysql_like else ""
     json_type = "LONGTEXT" if mysql_like else "TEXT"
-    rows, link_rows, _ = RowEncoder().rows(EVENTS)
+    rows, link_rows, _, parts = RowEncoder().rows(EVENTS)
+    assert parts == []
+    assert {row[12] for row in rows} == {None}
+    rows = [row[:12] for row in rows]  # the previous version had no parts
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.exec_driver_sql(_OLD_EVENTS.format(json=json_type, options=options))
@@ -333,6 +346,31 @@ def test_a_store_of_the_previous_version_gets_its_summaries(store_url: str) -> N
     # Writing again on the upgraded store still counts each event once.
     upgraded.emit_batch(EVENTS)
     assert upgraded.runs() == summaries
+    # Calls written now share their parts; old and new rows read side by side.
+    configure(emitters=[upgraded])
+    with flow_run("after-upgrade", labels={"team": "data"}) as run:
+        for amount in (1, 2):
+            PartsTally().add(amount)
+    assert flush(10)
+    new = upgraded.events(flow_run=run.id, limit=None)
+    assert len(new) == 4
+    assert all(e.related_by_role("flow-run")[0].labels["team"] == "data" for e in new)
+    assert [c.outcome for c in upgraded.timeline(run.id)] == ["succeeded"] * 2
+    assert upgraded.events(resource_id=EVENTS[0].resource.id, limit=1) == [EVENTS[0]]
+    with upgraded.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM eventblocks_event_parts")
+            ).scalar()
+            == 1
+        )
+
+
+class PartsTally(Block):
+    """A block whose calls share their parts."""
+
+    def add(self, amount: int) -> int:
+        return amount
 
 
 # A pod observer's event of run RUN_P: its labels carry the run's id, not its name.
@@ -413,3 +451,36 @@ def test_a_run_without_a_real_name_keeps_its_id_and_a_missing_name_gives_way(
     b = store.run(RUN_B)
     assert b is not None
     assert (b.name, b.labels) == ("nightly-etl", {"team": "data"})
+
+
+def test_prune_takes_a_runs_parts_with_its_summary(store_url: str) -> None:
+    """A run pruned whole takes its shared parts along; a run still there keeps
+    them, and its events read whole."""
+    store = SQLEventStore(store_url)
+    configure(emitters=[store])
+    with flow_run("pruned-run") as old:
+        PartsTally().add(1)
+    assert flush(10)
+    cutoff = datetime.now(UTC)
+    with flow_run("kept-run", labels={"team": "ops"}) as kept:
+        PartsTally().add(2)
+    assert flush(10)
+
+    def parts() -> list[str | None]:
+        with store.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.text("SELECT flow_run_id FROM eventblocks_event_parts")
+                ).scalars()
+            )
+
+    assert sorted(p or "" for p in parts()) == sorted([old.id, kept.id])
+    assert store.prune(cutoff) == 2
+    assert parts() == [kept.id]
+    assert store.run(old.id) is None
+    events = store.events(flow_run=kept.id, limit=None)
+    assert len(events) == 2
+    assert events[0].related_by_role("flow-run")[0].labels == {
+        "team": "ops",
+        "source": "eventblocks",
+    }
