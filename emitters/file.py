@@ -141,6 +141,9 @@ class FileEmitter(Emitter):
             is not a non-negative integer.
     """
 
+    # It writes JSON straight from the pipeline's drafts of events.
+    _eventblocks_reads_drafts = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],

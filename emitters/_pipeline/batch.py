@@ -14,12 +14,14 @@ event is made of without the event itself::
 - ``payload``: a dict, or None for an empty one (a ``started`` event);
 - ``follows``: the id of the event this one follows, as an integer, or None.
 
-A sink that writes rows or JSON (the SQL store, the file and HTTP sinks) reads
-the drafts of an :class:`EventBatch` through :meth:`EventBatch.items` and turns
-them straight into what it writes, with the parts that repeat from one call to
-the next encoded once. Any other reader of the batch gets ``Event`` objects,
-built the first time the batch is read and then shared by every reader: a
-batch that only the SQL store takes never builds one.
+A sink that writes rows or JSON (the SQL store, the file and HTTP sinks, which
+set :data:`DRAFTS_ATTRIBUTE`) reads the drafts of an :class:`EventBatch`
+through :meth:`EventBatch.items` and turns them straight into what it writes,
+with the parts that repeat from one call to the next encoded once. Any other
+reader of the batch gets ``Event`` objects, shared by every reader. The
+dispatcher builds them when some sink reads events (and keeps the drafts only
+when some sink writes from them): a batch that only the SQL store takes never
+builds one.
 
 Items that are not drafts are events already (those of ``emit_event()`` and
 the pipeline's own), and pass through.
@@ -28,7 +30,7 @@ the pipeline's own), and pass through.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID
@@ -42,14 +44,17 @@ if TYPE_CHECKING:
     from emitters._model import RelatedResource, Resource
 
 __all__ = [
+    "DRAFTS_ATTRIBUTE",
     "Described",
     "Draft",
     "EventBatch",
     "Item",
     "JsonEncoder",
+    "event_maker",
     "item_id",
     "items_of",
     "materialize",
+    "reads_drafts",
 ]
 
 Described = tuple["Resource", tuple["RelatedResource", ...], str, str, str]
@@ -60,46 +65,58 @@ Item = Any
 """A draft or an ``Event``: ``type(item) is tuple`` tells them apart."""
 
 
-def materialize(items: Sequence[Item]) -> list[Event]:
-    """Return the events of ``items``, in order.
+def event_maker() -> Callable[
+    [int, int, str, Described, dict[str, Any] | None, int | None], Event
+]:
+    """Return a function that makes the event of a draft's fields.
 
-    Drafts become events from trusted parts, as pydantic's constructor would
-    fill them, without validation.
+    Events are assembled from trusted parts, as pydantic's constructor would
+    fill them, without validation. The function keeps the text of the last
+    second it saw, and the ids of ``started`` events until their outcome
+    comes: an outcome shares the object of the id it follows, one object
+    fewer for the garbage collector to walk for as long as events are kept.
+    Use one per batch, on one thread.
     """
     new, set_int, set_safe, unknown = _new, _set_uuid_int, _set_uuid_safe, _UNKNOWN
     set_dict, set_fields, set_extra, set_private = _EVENT_SLOTS
     all_fields = _ALL_FIELDS
-    uuid_type, event_type, tuple_type = UUID, Event, tuple
+    uuid_type, event_type = UUID, Event
     date, utc = datetime, UTC
-    second = -1
-    y = mo = d = h = mi = s = 0
-    out: list[Event] = []
-    append = out.append
-    for item in items:
-        if type(item) is not tuple_type:
-            append(item)
-            continue
-        event_id, wall, name, described, payload, follows = item
+    started: dict[int, UUID] = {}
+    # The second last seen, and its year, month, day, hour, minute and second.
+    clock = [-1, 1970, 1, 1, 0, 0, 0]
+
+    def make(
+        event_id: int,
+        wall: int,
+        name: str,
+        described: Described,
+        payload: dict[str, Any] | None,
+        follows: int | None,
+    ) -> Event:
         uid = new(uuid_type)
         set_int(uid, event_id)
         set_safe(uid, unknown)
-        if follows is not None:
-            follows_id = new(uuid_type)
-            set_int(follows_id, follows)
-            set_safe(follows_id, unknown)
-        else:
+        if follows is None:
             follows_id = None
+            started[event_id] = uid
+        else:
+            follows_id = started.pop(follows, None)
+            if follows_id is None:
+                follows_id = new(uuid_type)
+                set_int(follows_id, follows)
+                set_safe(follows_id, unknown)
         sec, rest = divmod(wall, 1_000_000_000)
-        if sec != second:
-            second = sec
+        c = clock
+        if sec != c[0]:
             t = date.fromtimestamp(sec, utc)
-            y, mo, d, h, mi, s = t.year, t.month, t.day, t.hour, t.minute, t.second
+            c[:] = (sec, t.year, t.month, t.day, t.hour, t.minute, t.second)
         event = new(event_type)
         set_dict(
             event,
             {
                 "id": uid,
-                "occurred": date(y, mo, d, h, mi, s, rest // 1000, utc),
+                "occurred": date(c[1], c[2], c[3], c[4], c[5], c[6], rest // 1000, utc),
                 "event": name,
                 "resource": described[0],
                 "related": described[1],
@@ -110,8 +127,15 @@ def materialize(items: Sequence[Item]) -> list[Event]:
         set_fields(event, all_fields)
         set_extra(event, None)
         set_private(event, None)
-        append(event)
-    return out
+        return event
+
+    return make
+
+
+def materialize(items: Sequence[Item]) -> list[Event]:
+    """Return the events of ``items`` (drafts and events), in order."""
+    make = event_maker()
+    return [item if type(item) is not tuple else make(*item) for item in items]
 
 
 class EventBatch(Sequence[Event]):
@@ -182,6 +206,15 @@ class EventBatch(Sequence[Event]):
 
     def __repr__(self) -> str:
         return f"<EventBatch of {len(self._items)} events>"
+
+
+DRAFTS_ATTRIBUTE = "_eventblocks_reads_drafts"
+"""Set to True on a sink class that reads :meth:`EventBatch.items`."""
+
+
+def reads_drafts(sink: object) -> bool:
+    """Whether ``sink`` writes from the drafts of a batch rather than its events."""
+    return getattr(sink, DRAFTS_ATTRIBUTE, False) is True
 
 
 def items_of(events: Sequence[Event]) -> Sequence[Item]:

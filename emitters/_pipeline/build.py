@@ -15,7 +15,7 @@ from emitters._context import RunContext, environment_run_context
 from emitters._ids import _COUNTER_LIMIT, IdSequence
 from emitters._ids import _VERSION_AND_VARIANT as _VV
 from emitters._model import RelatedResource, Resource
-from emitters._pipeline.batch import Described, Item
+from emitters._pipeline.batch import Described, Item, event_maker
 from emitters._pipeline.record import (
     CALL_CALLER,
     CALL_KEY,
@@ -195,9 +195,11 @@ class EventBuilder:
 
     # -- records -----------------------------------------------------------------
 
-    def build(self, records: list[Record]) -> list[Item]:
+    def build(self, records: list[Record], events: bool = False) -> list[Item]:
         """Return the drafts of the events for ``records``, in order, with secrets
-        redacted (see :mod:`emitters._pipeline.batch`).
+        redacted (see :mod:`emitters._pipeline.batch`); with ``events``, the
+        events themselves (no sink reads drafts: making them would cost an
+        object per event for nothing).
 
         This is the dispatcher's inner loop, so the common path is written out
         with local names (a function call costs as much as a field): ids and
@@ -212,6 +214,7 @@ class EventBuilder:
         describe = self._describe
         started_ids = CALLS.started
         masking = has_secrets()
+        make = event_maker() if events else None
         out: list[Item] = []
         append = out.append
         for record in records:
@@ -246,7 +249,10 @@ class EventBuilder:
                 if known is not None:  # made earlier, by a call nested in this one
                     event_id = known[0]
                 started_ids[call[1]] = (event_id, described)
-                append((event_id, wall, described[2], described, None, None))
+                if make is None:
+                    append((event_id, wall, described[2], described, None, None))
+                else:
+                    append(make(event_id, wall, described[2], described, None, None))
                 continue
             _, _, end_ns, extra, error = record
             if known is None:  # its started record was shed
@@ -265,7 +271,10 @@ class EventBuilder:
                     payload.setdefault(mend_text(str(key)), jsonable(value))
             if masking and (error is not None or extra):
                 payload = redact_payload(payload)
-            append((event_id, wall, name, described, payload, follows))
+            if make is None:
+                append((event_id, wall, name, described, payload, follows))
+            else:
+                append(make(event_id, wall, name, described, payload, follows))
         # Only now, so that a batch built again record by record after a
         # failure still finds every call.
         self.release(records)

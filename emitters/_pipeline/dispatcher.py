@@ -19,7 +19,7 @@ from typing import Any
 from emitters._emitter import Emitter
 from emitters._ids import new_uuid7
 from emitters._model import Event, Resource
-from emitters._pipeline.batch import EventBatch, Item, materialize
+from emitters._pipeline.batch import EventBatch, Item, materialize, reads_drafts
 from emitters._pipeline.buffer import (
     DEFAULT_MAX_BUFFER_BYTES,
     RECORD_BYTES,
@@ -120,6 +120,9 @@ class Dispatcher:
             SinkWorker(e, name, max(4 * config.batch_size, 2 * e.join_batches_up_to))
             for e, name in zip(config.emitters, config.names, strict=True)
         ]
+        # Sinks that write straight from drafts of events, and the others.
+        self._draft_readers = any(reads_drafts(e) for e in config.emitters)
+        self._event_readers = not all(reads_drafts(e) for e in config.emitters)
         self._wake = threading.Event()
         self._cond = threading.Condition()
         self._requested = 0
@@ -195,10 +198,14 @@ class Dispatcher:
                 self.builder.release(records)
                 buffer.done_with_batch()
                 continue
+            # Drafts for the sinks that write from them, events for the others.
+            events_only = not self._draft_readers and (
+                self._event_readers or bool(self.taps)
+            )
             try:
-                items = self.builder.build(records)
+                items = self.builder.build(records, events_only)
             except BaseException:  # nothing may kill the thread (SystemExit included)
-                items = self._build_one_by_one(records)
+                items = self._build_one_by_one(records, events_only)
             buffer.done_with_batch()
             buffer.release_orphans(self.builder.take_orphans())
             if self.config.processors:
@@ -207,8 +214,15 @@ class Dispatcher:
             if not items:
                 continue
             # One immutable batch for everyone: a sink cannot alter what the
-            # others receive. Its events are built when a sink reads them.
-            batch = EventBatch(items)
+            # others receive. Events are built here only for those that read
+            # them; drafts are kept only for those that write from them (kept
+            # longer, they would cost the collector more than they save).
+            if events_only or self.config.processors:
+                batch = EventBatch.of_events(items)
+            else:
+                batch = EventBatch(items)
+                if self._event_readers or self.taps:
+                    batch.events()
             for tap in self.taps:
                 tap.extend(batch)
             for worker in self.workers:
@@ -392,13 +406,13 @@ class Dispatcher:
         """Events each sink still had in its backlog (for the exit's warning)."""
         return {w.name: w.pending for w in self.workers if w.pending}
 
-    def _build_one_by_one(self, records: list[Record]) -> list[Item]:
+    def _build_one_by_one(self, records: list[Record], events_only: bool) -> list[Item]:
         """Build each record alone, so that one that cannot be built costs only
         itself; those are counted as dropped (and in ``build_errors``)."""
         events: list[Item] = []
         for record in records:
             try:
-                events.extend(self.builder.build([record]))
+                events.extend(self.builder.build([record], events_only))
             except BaseException as exc:
                 self.builder.release([record])
                 self.build_errors += 1

@@ -155,6 +155,9 @@ class HttpEmitter(Emitter):
         TypeError: ``headers`` is not a mapping of strings to strings.
     """
 
+    # It writes JSON straight from the pipeline's drafts of events.
+    _eventblocks_reads_drafts = True
+
     def __init__(
         self,
         url: str,

@@ -330,6 +330,8 @@ class SQLEventStore(Emitter):
 
     # A store that fell behind catches up in fewer, larger transactions.
     join_batches_up_to = 4096
+    # It writes rows straight from the pipeline's drafts of events.
+    _eventblocks_reads_drafts = True
 
     def __init__(
         self,

@@ -47,7 +47,10 @@ class BatchLedger(Block):
 
 
 class Keep(Emitter):
-    """Keeps the batches as they arrive, unread."""
+    """Keeps the batches as they arrive, unread; it says it reads drafts, as
+    the store, file and HTTP sinks do, so the batches hold them."""
+
+    _eventblocks_reads_drafts = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,11 +142,12 @@ def test_json_encoder_writes_times_and_ids_as_pydantic_does() -> None:
     assert encoded == [e.model_dump_json().encode() for e in materialize(variants)]
 
 
-def test_a_batch_is_built_once_and_only_when_read(
+def test_events_are_built_once_and_only_for_sinks_that_read_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Sinks that write rows and JSON never build events; sinks that read events
-    share the same objects, built once per batch."""
+    share the same objects, built once per batch; with no sink that writes from
+    drafts, the events are built straight from the records."""
     built: list[int] = []
     real = batch_module.materialize
 
@@ -168,6 +172,19 @@ def test_a_batch_is_built_once_and_only_when_read(
     assert sum(built) == 200
     assert len(first.events) == 200
     assert all(a is b for a, b in zip(first.events, second.events, strict=True))
+
+    only = MemoryEmitter(name="only")
+    configure(emitters=[only])
+    for i in range(100):
+        BatchLedger().post(float(i))
+    assert flush(10)
+    assert sum(built) == 200  # no drafts were made to be built
+    assert [e.event for e in only.events[:2]] == [
+        "block.batch-ledger.post.started",
+        "block.batch-ledger.post.succeeded",
+    ]
+    # An outcome shares the id object of the started event it follows.
+    assert only.events[1].follows is only.events[0].id
 
 
 def test_a_batch_is_immutable_and_joins_in_order() -> None:
