@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from emitters._emitter import Emitter
@@ -42,6 +43,10 @@ _PIPELINE_RESOURCE = Resource(id="eventblocks.pipeline", name="eventblocks pipel
 _WAKE_SHARE = 16
 # A full sink that delivered nothing for this long no longer holds up the others.
 _STALLED_S = 1.0
+
+# Gives up the interpreter lock (time.sleep(0) releases it and asks the system
+# to run another thread).
+_yield = partial(time.sleep, 0)
 
 CLOSE_GRACE_S = 0.5
 """Seconds every sink's ``close()`` gets at least, even once the timeout ran out."""
@@ -105,6 +110,7 @@ class Dispatcher:
         self.taps = taps
         self.buffer = RecordBuffer(config.max_buffer_bytes)
         self._wake_bytes = config.max_buffer_bytes // _WAKE_SHARE
+        self._yield_bytes = config.max_buffer_bytes // 2
         # Records are counted by the process-wide key counter (see record.py):
         # this dispatcher's share is what it gave out while installed.
         self._emitted_from = keys_issued()
@@ -145,11 +151,20 @@ class Dispatcher:
         return self.buffer.queue.append
 
     def kick(self) -> None:
-        # Called every 1024 records: shed if the buffer passed its budget, and
-        # wake the dispatcher once a few batches wait, so that a burst is handled
-        # in large batches and the caller is interrupted as rarely as possible.
-        # The timer wakes it otherwise.
+        # Called every 1024 records: wake the dispatcher once a few batches
+        # wait, so that a burst is handled in large batches and the caller is
+        # interrupted as rarely as possible (the timer wakes it otherwise); give
+        # the other threads a turn past half the budget; shed past the budget.
         buffer = self.buffer
+        queued = len(buffer.queue) * RECORD_BYTES
+        if queued >= self._wake_bytes and not self._wake.is_set():
+            self._wake.set()
+        if queued > self._yield_bytes and self.workers:
+            # The caller produces faster than the sinks take: it gives up the
+            # interpreter lock once, so that the dispatcher and the sinks run
+            # before the buffer has to shed. It waits for no lock, no sink and
+            # no I/O, only for its next turn.
+            _yield()
         if buffer.over_budget():
             buffer.shed()
             ledger = buffer.ledger
@@ -163,11 +178,6 @@ class Dispatcher:
                 ledger.failures,
                 buffer.max_bytes,
             )
-        if (
-            len(buffer.queue) * RECORD_BYTES >= self._wake_bytes
-            and not self._wake.is_set()
-        ):
-            self._wake.set()
 
     # -- the dispatcher thread ---------------------------------------------------
 

@@ -286,7 +286,7 @@ def test_a_full_buffer_sheds_oldest_events_counts_and_records_the_loss(
     n = 6000
     returned = _emit(n)
     mid = stats()
-    assert _delta(before, mid, "emitted") == n
+    emitted_mid = _delta(before, mid, "emitted")
     assert _delta(before, mid, "dropped") > 0
     blocking.release.set()
     assert flush(10) is False  # something queued since the last flush was lost
@@ -298,11 +298,19 @@ def test_a_full_buffer_sheds_oldest_events_counts_and_records_the_loss(
     # straddle a minute, or be reported by more than one batch.
     lost = [e for e in blocking.events if e.event == "pipeline.events-lost"]
     assert lost
+    # The calls, and the loss records the dispatcher made by then (the pipeline's
+    # own events are counted as emitted too).
+    assert n <= emitted_mid <= n + len(lost)
     assert sum(e.payload["lost"] for e in lost) == dropped
     assert all(e.payload["failures"] == 0 for e in lost)
     assert len(ticks) + dropped == n
-    # The newest events are kept, in order.
-    assert [e.id for e in ticks] == [e.id for e in returned[-len(ticks) :]]
+    # What was kept arrived in order, and the newest events are among it (the
+    # dispatcher may have handed the first ones to the sink before the buffer
+    # filled up).
+    order = {event.id: i for i, event in enumerate(returned)}
+    positions = [order[e.id] for e in ticks]
+    assert positions == sorted(positions)
+    assert positions[-1] == n - 1
 
 
 def test_overload_sheds_while_the_sink_is_stalled(blocking: BlockingEmitter) -> None:
