@@ -11,7 +11,10 @@ Each repetition, in a fresh temporary folder:
 - raw: the same 2N rows (the very rows the store wrote, read back) inserted with
   the standard library's ``sqlite3`` ``executemany`` into a new file with the same
   tables, indexes and settings (WAL, ``synchronous=NORMAL``), one transaction per
-  batch of the pipeline's size, and, stricter, in a single transaction.
+  batch of the pipeline's size, and, stricter, in a single transaction;
+- the leaner row: the same rows, per batch, with the resource labels and related
+  resources they share put back in each row (as rows were written before the
+  parts table), to report the insert time of a row as written against that.
 
 With ``--url`` (a PostgreSQL or MySQL/MariaDB server URL, as an account that may
 create databases, such as ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``
@@ -164,14 +167,35 @@ class _ServerDatabase:
         engine.dispose()
 
 
-def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
-    """Time raw executemany of the stored rows: per batch, and in one transaction."""
+def _inline_rows(url: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The same rows with their shared parts put back in the row, as rows were
+    written before the parts table."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        parts = {
+            key: (labels, related)
+            for key, labels, related in conn.exec_driver_sql(
+                "select id, resource_labels, related from eventblocks_event_parts"
+            )
+        }
+    engine.dispose()
+    return [
+        row if row[12] is None else (*row[:9], *parts[row[12]], row[11], None)
+        for row in rows
+    ]
+
+
+def _raw_runs(folder: Path, source_url: str) -> tuple[float, float, float]:
+    """Time raw executemany of the stored rows: per batch, in one transaction,
+    and per batch with each row's parts inline."""
     rows = _stored_rows(source_url)
+    inline = _inline_rows(source_url, rows)
     columns = ", ".join(EVENT_COLUMNS)
     placeholders = ", ".join("?" for _ in EVENT_COLUMNS)
     sql = f"INSERT INTO eventblocks_events ({columns}) VALUES ({placeholders})"
     timings = []
-    for mode in ("batched", "single"):
+    for mode in ("batched", "single", "inline"):
+        rows = inline if mode == "inline" else _stored_rows(source_url)
         path = folder / f"raw-{mode}.db"
         schema = sa.create_engine(f"sqlite:///{path}")
         metadata.create_all(schema)
@@ -179,7 +203,7 @@ def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
         db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
-        step = BATCH if mode == "batched" else len(rows)
+        step = len(rows) if mode == "single" else BATCH
         start = time.perf_counter()
         for i in range(0, len(rows), step):
             db.execute("BEGIN IMMEDIATE")
@@ -187,11 +211,11 @@ def _raw_runs(folder: Path, source_url: str) -> tuple[float, float]:
             db.execute("COMMIT")
         timings.append(time.perf_counter() - start)
         db.close()
-    return timings[0], timings[1]
+    return timings[0], timings[1], timings[2]
 
 
 def measure(calls: int, repeats: int, server: str | None = None) -> dict[str, Any]:
-    store_s, batched_s, single_s, lost = [], [], [], 0
+    store_s, batched_s, single_s, inline_s, lost = [], [], [], [], 0
     for _ in range(repeats):
         if server is not None:
             with _ServerDatabase(server) as url:
@@ -202,7 +226,8 @@ def measure(calls: int, repeats: int, server: str | None = None) -> dict[str, An
                 folder = Path(tmp)
                 url = f"sqlite:///{folder / 'store.db'}"
                 elapsed, url, missing = _store_run(url, calls)
-                batched, single = _raw_runs(folder, url)
+                batched, single, inline = _raw_runs(folder, url)
+                inline_s.append(inline)
         store_s.append(elapsed)
         batched_s.append(batched)
         single_s.append(single)
@@ -230,6 +255,13 @@ def measure(calls: int, repeats: int, server: str | None = None) -> dict[str, An
         },
         "budgets": BUDGETS,
         "dropped": lost,
+        # The time to insert a row with its parts shared, against the same row
+        # with them inline (SQLite only).
+        "shared_parts_vs_inline_row_time": (
+            statistics.median(batched_s) / statistics.median(inline_s)
+            if inline_s
+            else None
+        ),
     }
 
 
@@ -259,6 +291,11 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"  {label:<26}{rates[rate]:>10,.0f} rows/s    store/raw "
             f"{ratios[ratio]:.2f} (budget >= 0.5)  {verdict(ratios[ratio] >= 0.5)}"
+        )
+    lean = result.get("shared_parts_vs_inline_row_time")
+    if lean is not None:
+        lines.append(
+            f"  raw insert time of a row with its parts shared / inline: {lean:.2f}"
         )
     return "\n".join(lines)
 

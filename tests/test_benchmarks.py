@@ -121,6 +121,9 @@ def test_store_benchmark_stores_every_event_and_reports_ratios() -> None:
         ratios["vs_raw_batched"]
         == rates["store_end_to_end"] / rates["raw_executemany_batched"]
     )
+    lean = result["shared_parts_vs_inline_row_time"]
+    assert isinstance(lean, float)
+    assert lean > 0
 
 
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
