@@ -141,9 +141,10 @@ def materialize(items: Sequence[Item]) -> list[Event]:
 class EventBatch(Sequence[Event]):
     """An immutable batch of events, shared by every sink.
 
-    It reads as a sequence of ``Event`` objects, built on first read (by any
-    sink, on its own thread) and shared from then on. The SQL store, the file
-    and the HTTP sinks read :meth:`items` instead.
+    It reads as a sequence of ``Event`` objects, shared by every reader: built
+    by the dispatcher when some sink reads events, else on the first read. The
+    SQL store, the file and the HTTP sinks read :meth:`items` instead, the
+    drafts the dispatcher made for them.
     """
 
     __slots__ = ("_events", "_items", "_lock")
@@ -162,22 +163,30 @@ class EventBatch(Sequence[Event]):
 
     @classmethod
     def join(cls, batches: Sequence[Sequence[Event]]) -> EventBatch:
-        """One batch of the items of ``batches``, in order, built as far as they
-        were."""
+        """One batch of the items of ``batches``, in order, with its events
+        when every batch had its events built."""
         items: list[Item] = []
-        built = True
+        events: list[Event] | None = []
         for batch in batches:
             if isinstance(batch, EventBatch):
-                built = built and batch._events is not None
-                items.extend(batch.items())
+                items.extend(batch._items)
+                if batch._events is None:
+                    events = None
+                elif events is not None:
+                    events.extend(batch._events)
             else:
                 items.extend(batch)
-        return cls.of_events(items) if built else cls(items)
+                if events is not None:
+                    events.extend(batch)
+        joined = cls(items)
+        if events is not None:
+            joined._events = tuple(events)
+        return joined
 
     def items(self) -> tuple[Item, ...]:
-        """The drafts and events of the batch (see the module's docstring)."""
-        events = self._events
-        return self._items if events is None else events
+        """The drafts and events of the batch (see the module's docstring),
+        whether or not its events were built too."""
+        return self._items
 
     def events(self) -> tuple[Event, ...]:
         """The events of the batch, built on the first call."""
