@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DRAFTS_ATTRIBUTE",
     "Described",
-    "Draft",
     "EventBatch",
     "Item",
     "JsonEncoder",
@@ -59,8 +58,6 @@ __all__ = [
 
 Described = tuple["Resource", tuple["RelatedResource", ...], str, str, str]
 """A call's resource, related resources and its three event names."""
-Draft = tuple[int, int, str, Described, "dict[str, Any] | None", "int | None"]
-"""An event not built yet (see the module's docstring)."""
 Item = Any
 """A draft or an ``Event``: ``type(item) is tuple`` tells them apart."""
 
@@ -255,35 +252,27 @@ class JsonEncoder:
     _MAX = 2048
 
     def __init__(self) -> None:
-        self._middles: dict[int, tuple[Described, bytes, bytes, bytes]] = {}
+        self._middles: dict[int, tuple[Described, dict[str, bytes]]] = {}
         # The last second written, and its text: one attribute, so that two
         # threads writing at once cannot pair one's second with the other's text.
         self._clock: tuple[int, bytes] = (-1, b"")
 
     def _middle(self, described: Described, name: str) -> bytes:
+        """The JSON between an event's time and its payload, per event name."""
         hit = self._middles.get(id(described))
         if hit is None or hit[0] is not described:
-            resource = to_json(described[0])
-            related = to_json(described[1])
-            parts = [
-                b',"event":'
-                + to_json(n)
-                + b',"resource":'
-                + resource
+            shared = (
+                b',"resource":'
+                + to_json(described[0])
                 + b',"related":'
-                + related
+                + to_json(described[1])
                 + b',"payload":'
-                for n in described[2:5]
-            ]
+            )
+            by_name = {n: b',"event":' + to_json(n) + shared for n in described[2:5]}
             if len(self._middles) >= self._MAX:
                 self._middles.clear()
-            hit = self._middles[id(described)] = (described, *parts)  # type: ignore[assignment]
-            assert hit is not None
-        if name == described[2]:
-            return hit[1]
-        if name == described[3]:
-            return hit[2]
-        return hit[3]
+            hit = self._middles[id(described)] = (described, by_name)
+        return hit[1][name]
 
     def lines(self, items: Sequence[Item]) -> list[bytes]:
         """Return each event of ``items`` as one line of JSON, without its end."""
