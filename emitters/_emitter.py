@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import abc
+import operator
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import chain
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self, overload
 
 from emitters._model import Event
+from emitters._pipeline.batch import event_maker, items_of
 from emitters._pipeline.record import Call
 
-__all__ = ["Emitter", "LiveCall", "LiveCallHook", "MemoryEmitter", "PartialDelivery"]
+__all__ = [
+    "Emitter",
+    "KeptEvents",
+    "LiveCall",
+    "LiveCallHook",
+    "MemoryEmitter",
+    "PartialDelivery",
+]
 
 
 class LiveCall(Protocol):
@@ -140,12 +150,21 @@ class Emitter(abc.ABC):
 
 
 class MemoryEmitter(Emitter):
-    """Keeps every event it receives in :attr:`events`, in order.
+    """Keeps every event it receives, and gives them back in order as :attr:`events`.
+
+    The events of block calls are kept as the parts they are made of (their id
+    and time as integers, their name, the call's shared resources, their
+    payload), a few hundred bytes each instead of a kilobyte or more, which the
+    garbage collector does not have to walk; an ``Event`` is built each time
+    one is read. Events that reached it already built (those of
+    ``emit_event()``) are kept as they are.
 
     Args:
         max_events: Keep only the newest this many events; None keeps all.
         name: The name it is counted under in ``stats()``.
     """
+
+    _eventblocks_reads_drafts = True
 
     def __init__(self, *, max_events: int | None = None, name: str | None = None):
         super().__init__(name=name)
@@ -153,17 +172,124 @@ class MemoryEmitter(Emitter):
             raise ValueError(f"max_events must be at least 1, not {max_events!r}")
         self._max = max_events
         self._lock = threading.Lock()
-        self.events: list[Event] = []
-        """The events received so far, oldest first."""
+        # Each event takes _WIDTH slots: the fields of its draft, or the
+        # event itself followed by None (see emitters._pipeline.batch).
+        self._parts: list[Any] = []
+
+    @property
+    def events(self) -> KeptEvents:
+        """The events received so far, oldest first.
+
+        A read-only sequence that follows what the sink receives: it compares
+        equal to a list of the same events, and each event read from it is
+        built anew (equal to the one read before, not the same object).
+        """
+        return KeptEvents(self)
 
     def emit_batch(self, events: Sequence[Event]) -> None:
-        """Append the batch to :attr:`events`."""
+        """Keep the batch's events after those received before."""
+        items = items_of(events)
+        if set(map(type, items)) <= {tuple}:
+            # Drafts only, the common case: their fields are the slots.
+            parts: Any = chain.from_iterable(items)
+        else:
+            parts = []
+            for item in items:
+                parts.extend(item if type(item) is tuple else (item, *_NOT_A_DRAFT))
         with self._lock:
-            self.events.extend(events)
-            if self._max is not None and len(self.events) > self._max:
-                del self.events[: len(self.events) - self._max]
+            kept = self._parts
+            kept.extend(parts)
+            if self._max is not None and len(kept) > self._max * _WIDTH:
+                del kept[: len(kept) - self._max * _WIDTH]
 
     def clear(self) -> None:
         """Forget every event received so far."""
         with self._lock:
-            self.events.clear()
+            self._parts.clear()
+
+    def _count(self) -> int:
+        return len(self._parts) // _WIDTH
+
+    def _slots(self, start: int, stop: int) -> list[Any]:
+        """The slots of events ``start`` to ``stop`` (clamped), as they are now."""
+        with self._lock:
+            return self._parts[start * _WIDTH : stop * _WIDTH]
+
+
+_WIDTH = 6
+_NOT_A_DRAFT = (None,) * (_WIDTH - 1)
+
+
+def _built(slots: list[Any]) -> Iterator[Event]:
+    """The events whose slots (see ``MemoryEmitter._parts``) are ``slots``, one
+    at a time: an event read and let go is freed before the garbage collector
+    sees it, let alone keeps walking it."""
+    make = event_maker()
+    for at in range(0, len(slots), _WIDTH):
+        wall = slots[at + 1]
+        if wall is None:
+            yield slots[at]
+        else:
+            yield make(
+                slots[at],
+                wall,
+                slots[at + 2],
+                slots[at + 3],
+                slots[at + 4],
+                slots[at + 5],
+            )
+
+
+class KeptEvents(Sequence[Event]):
+    """The events a :class:`MemoryEmitter` keeps, oldest first: a read-only view.
+
+    Indexing, slicing and iterating build the events they return. Iterating
+    reads the events kept when it starts.
+    """
+
+    __slots__ = ("_sink",)
+
+    def __init__(self, sink: MemoryEmitter) -> None:
+        self._sink = sink
+
+    def __len__(self) -> int:
+        return self._sink._count()
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        sink = self._sink
+        if isinstance(index, slice):
+            start, stop, step = index.indices(sink._count())
+            if step == 1:
+                return list(_built(sink._slots(start, stop)))
+            return [self[i] for i in range(start, stop, step)]
+        count = sink._count()
+        position = operator.index(index)
+        if position < 0:
+            position += count
+        if not 0 <= position < count:
+            raise IndexError(f"event index {index} out of range ({count} events kept)")
+        return next(_built(sink._slots(position, position + 1)))
+
+    def __iter__(self) -> Iterator[Event]:
+        sink = self._sink
+        with sink._lock:
+            slots = sink._parts[:]
+        return _built(slots)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, KeptEvents):
+            return list(self) == list(other)
+        if isinstance(other, list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))

@@ -188,10 +188,9 @@ class EventBuilder:
     @staticmethod
     def release(records: list[Record]) -> None:
         """Forget the calls whose outcome is among ``records`` (see CALLS)."""
-        release = CALLS.release
-        for record in records:
-            if record[0] == KIND_OUTCOME:
-                release(record[1][CALL_KEY])
+        CALLS.release_all(
+            [record[1][CALL_KEY] for record in records if record[0] == KIND_OUTCOME]
+        )
 
     # -- records -----------------------------------------------------------------
 
@@ -213,6 +212,13 @@ class EventBuilder:
         last_ms, counter = ids.last_ms, ids.counter
         describe = self._describe
         started_ids = CALLS.started
+        sources, runs_get, contexts = CALLS.sources, CALLS.runs.get, CALLS.contexts
+        # The parts of the calls of this batch, by the identities of the block,
+        # the run and the method's name: every object named is held (by CALLS
+        # and the batch) until the batch is built, so no id is reused meanwhile,
+        # and a block's identity does not change while its calls are queued.
+        batch_parts: dict[tuple[int, int, str], Described] = {}
+        released: list[int] = []
         masking = has_secrets()
         make = event_maker() if events else None
         out: list[Item] = []
@@ -230,10 +236,17 @@ class EventBuilder:
             else:
                 append(redact_event(record[1], resources=True))
                 continue
-            known = started_ids.get(call[1])
+            key = call[1]
+            known = started_ids.get(key)
             described = known[1] if known is not None and known[1] is not None else None
             if described is None:
-                described = describe(call)
+                if call[3] is None and key not in contexts:  # no caller, no span
+                    parts_key = (id(sources[key]), id(runs_get(key)), call[2])
+                    described = batch_parts.get(parts_key)
+                    if described is None:
+                        described = batch_parts[parts_key] = describe(call)
+                else:
+                    described = describe(call)
             # A UUIDv7 for this event, as an integer (see IdSequence.from_ms).
             ms = wall // 1_000_000
             if ms > last_ms:
@@ -248,13 +261,14 @@ class EventBuilder:
             if is_started:
                 if known is not None:  # made earlier, by a call nested in this one
                     event_id = known[0]
-                started_ids[call[1]] = (event_id, described)
+                started_ids[key] = (event_id, described)
                 if make is None:
                     append((event_id, wall, described[2], described, None, None))
                 else:
                     append(make(event_id, wall, described[2], described, None, None))
                 continue
             _, _, end_ns, extra, error = record
+            released.append(key)
             if known is None:  # its started record was shed
                 follows = self._ensure_id(call)
                 self._orphans += 1
@@ -277,6 +291,6 @@ class EventBuilder:
                 append(make(event_id, wall, name, described, payload, follows))
         # Only now, so that a batch built again record by record after a
         # failure still finds every call.
-        self.release(records)
+        CALLS.release_all(released)
         ids.last_ms, ids.counter = last_ms, counter
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import threading
 import time
@@ -10,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from blocks import Block
 from emitters import (
     ConsoleEmitter,
     Emitter,
@@ -83,6 +86,112 @@ def test_memory_emitter_rejects_a_bad_max_events(bad: int) -> None:
     """max_events below 1 raises ValueError naming max_events."""
     with pytest.raises(ValueError, match="max_events"):
         MemoryEmitter(max_events=bad)
+
+
+class Till(Block):
+    def ring(self, amount: float) -> float:
+        if amount < 0:
+            raise ValueError(f"negative amount {amount}")
+        return amount
+
+
+def _ring(till: Till, amounts: Sequence[float]) -> None:
+    for amount in amounts:
+        with contextlib.suppress(ValueError):
+            till.ring(amount)
+
+
+def test_memory_emitter_builds_block_call_events_when_read() -> None:
+    """Block calls are kept as parts and read back as the events any other sink
+    would build: same names, ids, times, payloads, and an outcome follows its
+    started event; each read builds equal events."""
+    memory, reading = MemoryEmitter(), MemoryEmitter()
+    built: list[Event] = []
+
+    class Built(Emitter):
+        def emit_batch(self, events: Sequence[Event]) -> None:
+            built.extend(events)
+
+    configure(emitters=[memory, Built()])
+    with flow_run("nightly", id="till-run"):
+        _ring(Till(), [1.5, -2.0])
+    emit_event("till.closed", {"id": "till.1"})
+    assert flush(10)
+    events = list(memory.events)
+    assert events == built
+    assert [e.event for e in events] == [
+        "block.till.ring.started",
+        "block.till.ring.succeeded",
+        "block.till.ring.started",
+        "block.till.ring.failed",
+        "till.closed",
+    ]
+    assert events[3].follows == events[2].id
+    assert events[3].payload["error"]["message"] == "negative amount -2.0"
+    assert events[0].related_by_role("flow-run")[0].name == "nightly"
+    assert memory.events[0] == events[0]
+    assert memory.events[0] is not events[0]
+    assert memory.events[-1] is events[-1]  # built already: kept as it came
+    assert memory.events == tuple(events)
+    assert memory.events != events[:-1]
+    assert memory.events != reading.events
+    assert reading.events == []
+    assert memory.events[1:4] == events[1:4]
+    assert memory.events[::2] == events[::2]
+    assert len(memory.events) == 5
+    assert memory.events
+    assert events[2] in memory.events
+    assert memory.events.index(events[4]) == 4
+    assert repr(memory.events) == repr(events)
+
+
+def test_memory_emitter_events_are_read_only_and_name_a_bad_index() -> None:
+    """The view cannot be changed, and an index out of range says how many
+    events are kept."""
+    memory = MemoryEmitter()
+    configure(emitters=[memory])
+    _ring(Till(), [1.0])
+    assert flush(10)
+    view = memory.events
+    for change in ("append", "extend", "clear", "__setitem__", "__delitem__"):
+        assert not hasattr(view, change)
+    with pytest.raises(
+        IndexError, match=r"event index 2 out of range \(2 events kept\)"
+    ):
+        view[2]
+    with pytest.raises(IndexError, match="-3"):
+        view[-3]
+    with pytest.raises(TypeError):
+        view["0"]  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        hash(view)
+
+
+def test_memory_emitter_keeps_block_calls_out_of_the_collector() -> None:
+    """Kept block-call events add nothing the garbage collector tracks (built
+    events are three tracked objects each), and max_events trims the oldest."""
+    memory = MemoryEmitter()
+    bounded = MemoryEmitter(max_events=100, name="bounded")
+    configure(emitters=[memory, bounded])
+    till = Till()
+    _ring(till, [1.0] * 10)
+    assert flush(10)
+    gc.collect()
+    before = len(gc.get_objects())
+    _ring(till, [float(i) for i in range(5_000)])
+    assert flush(10)
+    gc.collect()
+    grown = len(gc.get_objects()) - before
+    assert len(memory.events) == 10_020
+    assert grown < 1_000, f"{grown} more tracked objects for 10,000 kept events"
+    assert len(bounded.events) == 100
+    assert [e.payload.get("duration_ms") is None for e in bounded.events[:2]] == [
+        True,
+        False,
+    ]
+    last = bounded.events[-1]
+    assert last.event == "block.till.ring.succeeded"
+    assert memory.events[-1].id == last.id
 
 
 def test_memory_emitter_clear_forgets_events() -> None:
