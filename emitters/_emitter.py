@@ -225,19 +225,12 @@ def _built(slots: list[Any]) -> Iterator[Event]:
     at a time: an event read and let go is freed before the garbage collector
     sees it, let alone keeps walking it."""
     make = event_maker()
-    for at in range(0, len(slots), _WIDTH):
-        wall = slots[at + 1]
+    columns = [slots[field::_WIDTH] for field in range(_WIDTH)]
+    for event_id, wall, name, described, payload, follows in zip(*columns, strict=True):
         if wall is None:
-            yield slots[at]
+            yield event_id  # an event that came built
         else:
-            yield make(
-                slots[at],
-                wall,
-                slots[at + 2],
-                slots[at + 3],
-                slots[at + 4],
-                slots[at + 5],
-            )
+            yield make(event_id, wall, name, described, payload, follows)
 
 
 class KeptEvents(Sequence[Event]):

@@ -29,8 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy.engine import URL
-
 __all__ = [
     "ENCRYPTION_KEY_VARIABLE",
     "HTTP_HEADERS_VARIABLE",
@@ -84,6 +82,10 @@ def database_url() -> str:
     if configured:
         return configured
     # Built, not formatted: a home with "?", "#" or "%XX" in it is still a path.
+    # SQLAlchemy is imported here, not with the package: a program whose events
+    # go elsewhere does not load it.
+    from sqlalchemy.engine import URL
+
     path = str(home() / "eventblocks.db")
     return URL.create("sqlite", database=path).render_as_string(hide_password=False)
 

@@ -210,6 +210,7 @@ class EventBuilder:
         ids = self._ids
         bits = ids.bits
         last_ms, counter = ids.last_ms, ids.counter
+        high = (last_ms << 80) | _VV  # the id's bits that change once a millisecond
         describe = self._describe
         started_ids = CALLS.started
         sources, runs_get, contexts = CALLS.sources, CALLS.runs.get, CALLS.contexts
@@ -251,13 +252,15 @@ class EventBuilder:
             ms = wall // 1_000_000
             if ms > last_ms:
                 last_ms = ms
+                high = (ms << 80) | _VV
                 counter = bits(11)
             else:
                 counter += 1
                 if counter >= _COUNTER_LIMIT:
                     last_ms += 1
+                    high = (last_ms << 80) | _VV
                     counter = bits(11)
-            event_id = (last_ms << 80) | _VV | (counter << 64) | bits(62)
+            event_id = high | (counter << 64) | bits(62)
             if is_started:
                 if known is not None:  # made earlier, by a call nested in this one
                     event_id = known[0]

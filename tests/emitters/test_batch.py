@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from uuid import RFC_4122
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -237,3 +238,25 @@ def test_a_batch_is_immutable_and_joins_in_order() -> None:
     assert rejoined.events()[0] is built.events()[0]
     payloads = [json.loads(e.model_dump_json())["payload"] for e in joined]
     assert payloads == [e.payload for e in events]
+
+
+def test_block_call_ids_are_ordered_uuid7_that_carry_their_time() -> None:
+    """A burst of calls gets unique UUIDv7 ids in the order of the events, each
+    holding the millisecond its event occurred (or a later one, when more than
+    the counter's 2,048 ids fell in one millisecond)."""
+    memory = MemoryEmitter()
+    configure(emitters=[memory])
+    ledger = BatchLedger()
+    for i in range(5_000):
+        ledger.post(float(i))
+    assert flush(10)
+    events = list(memory.events)
+    ids = [e.id for e in events]
+    assert len(events) == 10_000
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert {(i.version, i.variant) for i in ids} == {(7, RFC_4122)}
+    for event in events:
+        id_ms = event.id.int >> 80
+        occurred_ms = int(event.occurred.timestamp() * 1000)
+        assert occurred_ms <= id_ms <= occurred_ms + 5, event
