@@ -166,14 +166,10 @@ class RecordBuffer:
 
     def pop_batch(self, size: int) -> list[Record]:
         """Take up to ``size`` records from the front, oldest first."""
-        out: list[Record] = []
         with self.lock:
-            pop = self.queue.popleft
-            try:
-                for _ in range(size):
-                    out.append(pop())
-            except IndexError:
-                pass
+            queue = self.queue
+            pop = queue.popleft
+            out: list[Record] = [pop() for _ in range(min(size, len(queue)))]
             self._in_flight = out
         self._release(out)
         return out
@@ -188,10 +184,16 @@ class RecordBuffer:
 
     def _release(self, records: list[Record]) -> None:
         """Take what ``records`` weighed beyond RECORD_BYTES off the estimate."""
+        # What _extra_weight says, written out: this runs for every record.
         freed = 0
         for record in records:
-            if record[0] != KIND_CALL:
-                freed += _extra_weight(record)
+            kind = record[0]
+            if kind == KIND_OUTCOME:
+                error = record[4]
+                if error is not None:
+                    freed += len(error[1])
+            elif kind == KIND_EVENT:
+                freed += EVENT_BYTES
         if freed:
             self.extra_bytes = max(0, self.extra_bytes - freed)
 
