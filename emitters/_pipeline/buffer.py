@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from emitters._model import RelatedResource
 from emitters._pipeline.record import (
@@ -184,7 +183,8 @@ class RecordBuffer:
 
     def _release(self, records: list[Record]) -> None:
         """Take what ``records`` weighed beyond RECORD_BYTES off the estimate."""
-        # What _extra_weight says, written out: this runs for every record.
+        # An error's message, or an event built by emit_event(), weighs more
+        # than RECORD_BYTES (see weigh()).
         freed = 0
         for record in records:
             kind = record[0]
@@ -233,16 +233,6 @@ class RecordBuffer:
 EVENT_BYTES = 1280
 # A call whose started record was shed stays in memory through its outcome.
 ORPHAN_BYTES = RECORD_BYTES
-
-
-def _extra_weight(record: Any) -> int:
-    """What a record weighs beyond RECORD_BYTES (see RecordBuffer.weigh)."""
-    if record[0] == KIND_OUTCOME:
-        error = record[4]
-        return len(error[1]) if error is not None else 0
-    if record[0] == KIND_EVENT:
-        return EVENT_BYTES
-    return 0
 
 
 def _orphans(records: list[Record]) -> int:
