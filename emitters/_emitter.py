@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 import operator
+import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self, overload
@@ -175,6 +176,8 @@ class MemoryEmitter(Emitter):
         # Each event takes _WIDTH slots: the fields of its draft, or the
         # event itself followed by None (see emitters._pipeline.batch).
         self._parts: list[Any] = []
+        # Whether any event kept came built (then its time slot is None).
+        self._any_built = False
 
     @property
     def events(self) -> KeptEvents:
@@ -189,14 +192,16 @@ class MemoryEmitter(Emitter):
     def emit_batch(self, events: Sequence[Event]) -> None:
         """Keep the batch's events after those received before."""
         items = items_of(events)
-        if set(map(type, items)) <= {tuple}:
-            # Drafts only, the common case: their fields are the slots.
+        drafts_only = set(map(type, items)) <= {tuple}
+        if drafts_only:  # the common case: their fields are the slots
             parts: Any = chain.from_iterable(items)
         else:
             parts = []
             for item in items:
                 parts.extend(item if type(item) is tuple else (item, *_NOT_A_DRAFT))
         with self._lock:
+            if not drafts_only:
+                self._any_built = True
             kept = self._parts
             kept.extend(parts)
             if self._max is not None and len(kept) > self._max * _WIDTH:
@@ -206,26 +211,34 @@ class MemoryEmitter(Emitter):
         """Forget every event received so far."""
         with self._lock:
             self._parts.clear()
+            self._any_built = False
 
     def _count(self) -> int:
         return len(self._parts) // _WIDTH
 
-    def _slots(self, start: int, stop: int) -> list[Any]:
-        """The slots of events ``start`` to ``stop`` (clamped), as they are now."""
+    def _read(self, start: int, stop: int) -> Iterator[Event]:
+        """The events ``start`` to ``stop`` (clamped) as they are now, each built
+        as it is read: an event read and let go is freed before the garbage
+        collector sees it, let alone keeps walking it."""
         with self._lock:
-            return self._parts[start * _WIDTH : stop * _WIDTH]
+            parts = self._parts
+            columns = [
+                parts[start * _WIDTH + field : stop * _WIDTH : _WIDTH]
+                for field in range(_WIDTH)
+            ]
+            any_built = self._any_built
+        make = event_maker()
+        if not any_built:
+            return map(make, *columns)
+        return _mixed(make, columns)
 
 
 _WIDTH = 6
 _NOT_A_DRAFT = (None,) * (_WIDTH - 1)
 
 
-def _built(slots: list[Any]) -> Iterator[Event]:
-    """The events whose slots (see ``MemoryEmitter._parts``) are ``slots``, one
-    at a time: an event read and let go is freed before the garbage collector
-    sees it, let alone keeps walking it."""
-    make = event_maker()
-    columns = [slots[field::_WIDTH] for field in range(_WIDTH)]
+def _mixed(make: Callable[..., Event], columns: list[list[Any]]) -> Iterator[Event]:
+    """Events of drafts and events that came built, in order (see _read)."""
     for event_id, wall, name, described, payload, follows in zip(*columns, strict=True):
         if wall is None:
             yield event_id  # an event that came built
@@ -259,7 +272,7 @@ class KeptEvents(Sequence[Event]):
         if isinstance(index, slice):
             start, stop, step = index.indices(sink._count())
             if step == 1:
-                return list(_built(sink._slots(start, stop)))
+                return list(sink._read(start, stop))
             return [self[i] for i in range(start, stop, step)]
         count = sink._count()
         position = operator.index(index)
@@ -267,13 +280,10 @@ class KeptEvents(Sequence[Event]):
             position += count
         if not 0 <= position < count:
             raise IndexError(f"event index {index} out of range ({count} events kept)")
-        return next(_built(sink._slots(position, position + 1)))
+        return next(sink._read(position, position + 1))
 
     def __iter__(self) -> Iterator[Event]:
-        sink = self._sink
-        with sink._lock:
-            slots = sink._parts[:]
-        return _built(slots)
+        return self._sink._read(0, sys.maxsize // _WIDTH)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, KeptEvents):
