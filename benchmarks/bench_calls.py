@@ -27,8 +27,9 @@ whole cost at most half of one span):
   ``--prefect-flow``, inside a real Prefect flow run (Prefect then needs a server:
   ``PREFECT_API_URL``, or the temporary one Prefect starts by itself).
 
-The report also shows how much of the whole cost was the cyclic garbage
-collector, which runs more as the memory emitter keeps every event alive.
+The report also shows how much of the caller's loop and of the whole cost was
+the cyclic garbage collector (any thread), which runs more the more objects a
+program creates and keeps.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,26 @@ def test_importing_the_packages_loads_no_sink_connector_or_cli() -> None:
     assert "emitters._pipeline" in out  # the check sees what was loaded
     loaded = {m for m in out if _within(m, (*SINKS, *CONNECTORS, "blocks._cli"))}
     assert loaded == set()
+
+
+def test_importing_emitters_alone_loads_no_database_library() -> None:
+    """A program that only emits events (and sends them anywhere but a
+    database) does not load SQLAlchemy, which the default database URL and the
+    SQL event store load when they are first used."""
+    code = (
+        "import sys, emitters\n"
+        "before = 'sqlalchemy' in sys.modules\n"
+        "from emitters._settings import database_url\n"
+        "database_url()\n"
+        "print(before, 'sqlalchemy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "EVENTBLOCKS_DATABASE_URL"},
+    ).stdout.split()
+    assert out == ["False", "True"]
