@@ -180,7 +180,7 @@ class MemoryEmitter(Emitter):
         self._any_built = False
 
     @property
-    def events(self) -> KeptEvents:
+    def events(self) -> Sequence[Event]:
         """The events received so far, oldest first.
 
         A read-only sequence that follows what the sink receives: it compares
