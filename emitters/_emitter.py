@@ -216,6 +216,24 @@ class MemoryEmitter(Emitter):
     def _count(self) -> int:
         return len(self._parts) // _WIDTH
 
+    def _one(self, index: int) -> Event:
+        """The event at ``index`` (negative from the end), as it is now."""
+        with self._lock:
+            count = len(self._parts) // _WIDTH
+            position = index + count if index < 0 else index
+            if not 0 <= position < count:
+                raise IndexError(
+                    f"event index {index} out of range ({count} events kept)"
+                )
+            at = position * _WIDTH
+            event_id, wall, name, described, payload, follows = self._parts[
+                at : at + _WIDTH
+            ]
+        if wall is None:
+            built: Event = event_id  # an event that came built
+            return built
+        return event_maker()(event_id, wall, name, described, payload, follows)
+
     def _read(self, start: int, stop: int) -> Iterator[Event]:
         """The events ``start`` to ``stop`` (clamped) as they are now, each built
         as it is read: an event read and let go is freed before the garbage
@@ -274,13 +292,7 @@ class KeptEvents(Sequence[Event]):
             if step == 1:
                 return list(sink._read(start, stop))
             return [self[i] for i in range(start, stop, step)]
-        count = sink._count()
-        position = operator.index(index)
-        if position < 0:
-            position += count
-        if not 0 <= position < count:
-            raise IndexError(f"event index {index} out of range ({count} events kept)")
-        return next(sink._read(position, position + 1))
+        return sink._one(operator.index(index))
 
     def __iter__(self) -> Iterator[Event]:
         return self._sink._read(0, sys.maxsize // _WIDTH)

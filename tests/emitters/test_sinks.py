@@ -194,6 +194,38 @@ def test_memory_emitter_keeps_block_calls_out_of_the_collector() -> None:
     assert memory.events[-1].id == last.id
 
 
+def test_memory_emitter_reads_while_it_receives_and_trims() -> None:
+    """Reading while events arrive and the oldest are trimmed gives whole
+    events, in order, and never fails."""
+    memory = MemoryEmitter(max_events=64)
+    configure(emitters=[memory], flush_interval=0.01)
+    done = threading.Event()
+    problems: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                if memory.events:
+                    last = memory.events[-1]
+                    assert last.event.startswith("block.till.ring.")
+                seen = list(memory.events)
+                assert len(seen) <= 64
+                assert [e.id for e in seen] == sorted(e.id for e in seen)
+        except BaseException as exc:  # reported below, on the test's thread
+            problems.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        _ring(Till(), [float(i) for i in range(3_000)])
+        assert flush(10)
+    finally:
+        done.set()
+        reader.join(10)
+    assert problems == []
+    assert len(memory.events) == 64
+
+
 def test_memory_emitter_clear_forgets_events() -> None:
     """clear() empties events, and later events are kept again."""
     memory = MemoryEmitter()
