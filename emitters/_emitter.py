@@ -298,9 +298,7 @@ class KeptEvents(Sequence[Event]):
         return self._sink._read(0, sys.maxsize // _WIDTH)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, KeptEvents):
-            return list(self) == list(other)
-        if isinstance(other, list | tuple):
+        if isinstance(other, KeptEvents | list | tuple):
             return list(self) == list(other)
         return NotImplemented
 
