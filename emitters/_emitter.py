@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import operator
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain
@@ -184,14 +183,17 @@ class MemoryEmitter(Emitter):
         """The events received so far, oldest first.
 
         A read-only sequence that follows what the sink receives: it compares
-        equal to a list of the same events, and each event read from it is
-        built anew (equal to the one read before, not the same object).
+        equal to a list (or tuple) of the same events, and each event of a
+        block call read from it is built anew, with a payload dictionary of its
+        own (equal to the one read before, not the same object).
         """
         return KeptEvents(self)
 
     def emit_batch(self, events: Sequence[Event]) -> None:
         """Keep the batch's events after those received before."""
         items = items_of(events)
+        if not isinstance(items, list | tuple):
+            items = list(items)  # read twice below
         drafts_only = set(map(type, items)) <= {tuple}
         if drafts_only:  # the common case: their fields are the slots
             parts: Any = chain.from_iterable(items)
@@ -214,7 +216,8 @@ class MemoryEmitter(Emitter):
             self._any_built = False
 
     def _count(self) -> int:
-        return len(self._parts) // _WIDTH
+        with self._lock:
+            return len(self._parts) // _WIDTH
 
     def _one(self, index: int) -> Event:
         """The event at ``index`` (negative from the end), as it is now."""
@@ -232,20 +235,32 @@ class MemoryEmitter(Emitter):
         if wall is None:
             built: Event = event_id  # an event that came built
             return built
-        return event_maker()(event_id, wall, name, described, payload, follows)
+        make = event_maker(copy_payloads=True)
+        return make(event_id, wall, name, described, payload, follows)
 
-    def _read(self, start: int, stop: int) -> Iterator[Event]:
-        """The events ``start`` to ``stop`` (clamped) as they are now, each built
+    def _read(self, window: slice | None = None) -> Iterator[Event]:
+        """The events of ``window`` (all by default) as they are now, each built
         as it is read: an event read and let go is freed before the garbage
         collector sees it, let alone keeps walking it."""
         with self._lock:
             parts = self._parts
-            columns = [
-                parts[start * _WIDTH + field : stop * _WIDTH : _WIDTH]
-                for field in range(_WIDTH)
-            ]
+            if window is None or window == _ALL:
+                columns = [parts[field::_WIDTH] for field in range(_WIDTH)]
+            else:
+                start, stop, step = window.indices(len(parts) // _WIDTH)
+                if step == 1:
+                    columns = [
+                        parts[start * _WIDTH + field : stop * _WIDTH : _WIDTH]
+                        for field in range(_WIDTH)
+                    ]
+                else:
+                    positions = range(start, stop, step)
+                    columns = [
+                        [parts[p * _WIDTH + field] for p in positions]
+                        for field in range(_WIDTH)
+                    ]
             any_built = self._any_built
-        make = event_maker()
+        make = event_maker(copy_payloads=True)
         if not any_built:
             return map(make, *columns)
         return _mixed(make, columns)
@@ -253,6 +268,7 @@ class MemoryEmitter(Emitter):
 
 _WIDTH = 6
 _NOT_A_DRAFT = (None,) * (_WIDTH - 1)
+_ALL = slice(None)
 
 
 def _mixed(make: Callable[..., Event], columns: list[list[Any]]) -> Iterator[Event]:
@@ -267,8 +283,9 @@ def _mixed(make: Callable[..., Event], columns: list[list[Any]]) -> Iterator[Eve
 class KeptEvents(Sequence[Event]):
     """The events a :class:`MemoryEmitter` keeps, oldest first: a read-only view.
 
-    Indexing, slicing and iterating build the events they return. Iterating
-    reads the events kept when it starts.
+    Indexing, slicing and iterating build the events they return, each with a
+    payload dictionary of its own; events that reached the sink built are
+    returned as they are. Iterating reads the events kept when it starts.
     """
 
     __slots__ = ("_sink",)
@@ -286,16 +303,15 @@ class KeptEvents(Sequence[Event]):
     def __getitem__(self, index: slice) -> list[Event]: ...
 
     def __getitem__(self, index: int | slice) -> Event | list[Event]:
-        sink = self._sink
         if isinstance(index, slice):
-            start, stop, step = index.indices(sink._count())
-            if step == 1:
-                return list(sink._read(start, stop))
-            return [self[i] for i in range(start, stop, step)]
-        return sink._one(operator.index(index))
+            return list(self._sink._read(index))
+        return self._sink._one(operator.index(index))
 
     def __iter__(self) -> Iterator[Event]:
-        return self._sink._read(0, sys.maxsize // _WIDTH)
+        return self._sink._read()
+
+    def __reversed__(self) -> Iterator[Event]:
+        return self._sink._read(slice(None, None, -1))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, KeptEvents | list | tuple):

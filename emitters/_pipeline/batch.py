@@ -62,10 +62,14 @@ Item = Any
 """A draft or an ``Event``: ``type(item) is tuple`` tells them apart."""
 
 
-def event_maker() -> Callable[
-    [int, int, str, Described, dict[str, Any] | None, int | None], Event
-]:
+def event_maker(
+    copy_payloads: bool = False,
+) -> Callable[[int, int, str, Described, dict[str, Any] | None, int | None], Event]:
     """Return a function that makes the event of a draft's fields.
+
+    With ``copy_payloads`` each event gets a copy of its draft's payload
+    dictionary (a reader of kept drafts must not change them); else the
+    event holds the draft's own.
 
     Events are assembled from trusted parts, as pydantic's constructor would
     fill them, without validation. The function keeps the text of the last
@@ -117,7 +121,9 @@ def event_maker() -> Callable[
                 "event": name,
                 "resource": described[0],
                 "related": described[1],
-                "payload": {} if payload is None else payload,
+                "payload": {}
+                if payload is None
+                else (payload.copy() if copy_payloads else payload),
                 "follows": follows_id,
             },
         )

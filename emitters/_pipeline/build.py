@@ -216,8 +216,11 @@ class EventBuilder:
         sources, runs_get, contexts = CALLS.sources, CALLS.runs.get, CALLS.contexts
         # The parts of the calls of this batch, by the identities of the block,
         # the run and the method's name: every object named is held (by CALLS
-        # and the batch) until the batch is built, so no id is reused meanwhile,
-        # and a block's identity does not change while its calls are queued.
+        # and the batch) until the batch is built, so no id is reused meanwhile.
+        # A source is asked to describe itself once per batch: a block that is
+        # saved or loaded under another identity first waits for its queued
+        # calls to be built (unless the dispatcher is stuck), so a batch's
+        # calls of one block share one identity.
         batch_parts: dict[tuple[int, int, str], Described] = {}
         released: list[int] = []
         masking = has_secrets()

@@ -5,10 +5,11 @@ they write is what the built events say."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from uuid import RFC_4122
+from uuid import RFC_4122, UUID
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -26,6 +27,8 @@ from emitters import (
 )
 from emitters._pipeline import batch as batch_module
 from emitters._pipeline.batch import EventBatch, JsonEncoder, items_of, materialize
+from emitters._pipeline.build import EventBuilder
+from emitters._pipeline.record import new_call, new_outcome
 from emitters.file import FileEmitter
 from emitters.sql import SQLEventStore
 from emitters.sql._tables import RowEncoder
@@ -177,12 +180,14 @@ def test_events_are_built_once_and_only_for_sinks_that_read_them(
 
     monkeypatch.setattr(batch_module, "materialize", counting)
     store = SQLEventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    configure(emitters=[store, FileEmitter(tmp_path / "events.jsonl")])
+    kept = MemoryEmitter()
+    configure(emitters=[store, FileEmitter(tmp_path / "events.jsonl"), kept])
     for i in range(100):
         BatchLedger().post(float(i))
     assert flush(10)
     assert built == []
     assert len(store.events(limit=None)) == 200
+    assert [e.id for e in kept.events] == [e.id for e in store.events(limit=None)]
 
     first, second = Read("first"), Read("second")
     configure(emitters=[first, second, store])
@@ -242,8 +247,8 @@ def test_a_batch_is_immutable_and_joins_in_order() -> None:
 
 def test_block_call_ids_are_ordered_uuid7_that_carry_their_time() -> None:
     """A burst of calls gets unique UUIDv7 ids in the order of the events, each
-    holding the millisecond its event occurred (or a later one, when more than
-    the counter's 2,048 ids fell in one millisecond)."""
+    holding the millisecond its event occurred (or a later one, when the
+    millisecond's 12-bit counter ran out)."""
     memory = MemoryEmitter()
     configure(emitters=[memory])
     ledger = BatchLedger()
@@ -260,3 +265,24 @@ def test_block_call_ids_are_ordered_uuid7_that_carry_their_time() -> None:
         id_ms = event.id.int >> 80
         occurred_ms = int(event.occurred.timestamp() * 1000)
         assert occurred_ms <= id_ms <= occurred_ms + 5, event
+
+
+def test_ids_stay_ordered_when_a_millisecond_runs_out_of_ids() -> None:
+    """12,000 events of one millisecond: the counter (4,096 ids, from a random
+    start below 2,048) runs out, and the ids go on in the next milliseconds,
+    unique, ordered and well formed."""
+    block = BatchLedger()
+    now = time.perf_counter_ns()
+    records: list[tuple[Any, ...]] = []
+    for _ in range(6_000):
+        call = new_call(block, "post", None, None, None, now)
+        records += [call, new_outcome(call, now, None, None)]
+    drafts = EventBuilder().build(records)
+    ids = [draft[0] for draft in drafts]
+    assert len(set(ids)) == 12_000
+    assert ids == sorted(ids)
+    milliseconds = sorted({i >> 80 for i in ids})
+    assert 3 <= len(milliseconds) <= 6
+    assert milliseconds == list(range(milliseconds[0], milliseconds[-1] + 1))
+    assert milliseconds[0] == drafts[0][1] // 1_000_000
+    assert {(UUID(int=i).version, UUID(int=i).variant) for i in ids} == {(7, RFC_4122)}

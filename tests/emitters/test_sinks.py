@@ -194,36 +194,78 @@ def test_memory_emitter_keeps_block_calls_out_of_the_collector() -> None:
     assert memory.events[-1].id == last.id
 
 
-def test_memory_emitter_reads_while_it_receives_and_trims() -> None:
-    """Reading while events arrive and the oldest are trimmed gives whole
-    events, in order, and never fails."""
+def test_memory_emitter_reads_while_it_receives_trims_and_clears() -> None:
+    """Reading while events arrive, the oldest are trimmed and the sink is
+    cleared gives whole events in order, never more than max_events, never an
+    event twice, and no slice ever fails."""
     memory = MemoryEmitter(max_events=64)
     configure(emitters=[memory], flush_interval=0.01)
     done = threading.Event()
     problems: list[BaseException] = []
+    reads = [0]
+
+    def ordered(events: Sequence[Event]) -> None:
+        ids = [e.id for e in events]
+        assert len(ids) <= 64
+        assert len(set(ids)) == len(ids)
+        assert ids == sorted(ids)
 
     def read() -> None:
         try:
             while not done.is_set():
-                if memory.events:
-                    last = memory.events[-1]
-                    assert last.event.startswith("block.till.ring.")
-                seen = list(memory.events)
-                assert len(seen) <= 64
-                assert [e.id for e in seen] == sorted(e.id for e in seen)
+                assert len(memory.events) <= 64
+                with contextlib.suppress(IndexError):  # emptied meanwhile
+                    assert memory.events[-1].event.startswith("block.till.ring.")
+                ordered(list(memory.events))
+                ordered(memory.events[5:-5])
+                ordered(memory.events[::-1][::-1])
+                ordered(memory.events[::3])
+                ordered(list(reversed(memory.events))[::-1])
+                reads[0] += 1
         except BaseException as exc:  # reported below, on the test's thread
             problems.append(exc)
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    def clear() -> None:
+        while not done.wait(0.002):
+            memory.clear()
+
+    threads = [threading.Thread(target=read), threading.Thread(target=clear)]
+    for thread in threads:
+        thread.start()
     try:
         _ring(Till(), [float(i) for i in range(3_000)])
         assert flush(10)
     finally:
         done.set()
-        reader.join(10)
+        for thread in threads:
+            thread.join(10)
     assert problems == []
+    assert reads[0] > 0
+    _ring(Till(), [float(i) for i in range(100)])
+    assert flush(10)
     assert len(memory.events) == 64
+
+
+def test_memory_emitter_gives_each_read_its_own_payload() -> None:
+    """Changing the payload of an event read from the sink changes nothing
+    kept, and a batch passed as a generator is kept whole."""
+    memory = MemoryEmitter()
+    configure(emitters=[memory])
+    _ring(Till(), [1.0, -1.0])
+    assert flush(10)
+    failed = memory.events[3]
+    failed.payload["error"] = "changed"
+    failed.payload["extra"] = 1
+    again = memory.events[3]
+    assert again.payload["error"]["type"] == "ValueError"
+    assert "extra" not in again.payload
+    for event in memory.events:
+        event.payload["extra"] = 1
+    assert all("extra" not in e.payload for e in memory.events)
+
+    other = MemoryEmitter(name="other")
+    other.emit_batch(e for e in memory.events)  # type: ignore[arg-type]
+    assert other.events == memory.events
 
 
 def test_memory_emitter_clear_forgets_events() -> None:
