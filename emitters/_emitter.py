@@ -149,6 +149,10 @@ class Emitter(abc.ABC):
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+_WIDTH = 6  # the slots of a kept event: a draft's fields (see MemoryEmitter)
+_ALL = slice(None)
+
+
 class MemoryEmitter(Emitter):
     """Keeps every event it receives, and gives them back in order as :attr:`events`.
 
@@ -238,27 +242,24 @@ class MemoryEmitter(Emitter):
         make = event_maker(copy_payloads=True)
         return make(event_id, wall, name, described, payload, follows)
 
-    def _read(self, window: slice | None = None) -> Iterator[Event]:
+    def _read(self, window: slice = _ALL) -> Iterator[Event]:
         """The events of ``window`` (all by default) as they are now, each built
         as it is read: an event read and let go is freed before the garbage
         collector sees it, let alone keeps walking it."""
         with self._lock:
             parts = self._parts
-            if window is None or window == _ALL:
-                columns = [parts[field::_WIDTH] for field in range(_WIDTH)]
+            start, stop, step = window.indices(len(parts) // _WIDTH)
+            if step == 1:
+                columns = [
+                    parts[start * _WIDTH + field : stop * _WIDTH : _WIDTH]
+                    for field in range(_WIDTH)
+                ]
             else:
-                start, stop, step = window.indices(len(parts) // _WIDTH)
-                if step == 1:
-                    columns = [
-                        parts[start * _WIDTH + field : stop * _WIDTH : _WIDTH]
-                        for field in range(_WIDTH)
-                    ]
-                else:
-                    positions = range(start, stop, step)
-                    columns = [
-                        [parts[p * _WIDTH + field] for p in positions]
-                        for field in range(_WIDTH)
-                    ]
+                positions = range(start, stop, step)
+                columns = [
+                    [parts[p * _WIDTH + field] for p in positions]
+                    for field in range(_WIDTH)
+                ]
             any_built = self._any_built
         make = event_maker(copy_payloads=True)
         if not any_built:
@@ -266,9 +267,7 @@ class MemoryEmitter(Emitter):
         return _mixed(make, columns)
 
 
-_WIDTH = 6
 _NOT_A_DRAFT = (None,) * (_WIDTH - 1)
-_ALL = slice(None)
 
 
 def _mixed(make: Callable[..., Event], columns: list[list[Any]]) -> Iterator[Event]:

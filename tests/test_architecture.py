@@ -88,14 +88,7 @@ def test_importing_the_packages_loads_no_sink_connector_or_cli() -> None:
         "print('\\n'.join(m for m in sys.modules "
         "if m.startswith(('emitters', 'blocks'))))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=True,
-    ).stdout.split()
+    out = _python_output(code)
     assert "emitters._pipeline" in out  # the check sees what was loaded
     loaded = {m for m in out if _within(m, (*SINKS, *CONNECTORS, "blocks._cli"))}
     assert loaded == set()
@@ -112,13 +105,18 @@ def test_importing_emitters_alone_loads_no_database_library() -> None:
         "database_url()\n"
         "print(before, 'sqlalchemy' in sys.modules)\n"
     )
-    out = subprocess.run(
+    env = {k: v for k, v in os.environ.items() if k != "EVENTBLOCKS_DATABASE_URL"}
+    assert _python_output(code, env) == ["False", "True"]
+
+
+def _python_output(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """The words a new interpreter prints running ``code`` in the project."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
         check=True,
-        env={k: v for k, v in os.environ.items() if k != "EVENTBLOCKS_DATABASE_URL"},
+        env=env,
     ).stdout.split()
-    assert out == ["False", "True"]

@@ -14,10 +14,11 @@ event is made of without the event itself::
 - ``payload``: a dict, or None for an empty one (a ``started`` event);
 - ``follows``: the id of the event this one follows, as an integer, or None.
 
-A sink that writes rows or JSON (the SQL store, the file and HTTP sinks, which
-set :data:`DRAFTS_ATTRIBUTE`) reads the drafts of an :class:`EventBatch`
-through :meth:`EventBatch.items` and turns them straight into what it writes,
-with the parts that repeat from one call to the next encoded once. Any other
+A sink that writes rows or JSON (the SQL store, the file and HTTP sinks) or
+keeps events (the memory emitter), which set :data:`DRAFTS_ATTRIBUTE`, reads
+the drafts of an :class:`EventBatch` through :meth:`EventBatch.items` and
+turns them straight into what it writes, with the parts that repeat from one
+call to the next encoded once, or keeps them. Any other
 reader of the batch gets ``Event`` objects, shared by every reader. The
 dispatcher builds them when some sink reads events (and keeps the drafts only
 when some sink writes from them): a batch that only the SQL store takes never

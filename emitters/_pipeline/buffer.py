@@ -178,8 +178,7 @@ class RecordBuffer:
         with self.lock:
             self._in_flight = []
             deferred, self._deferred = self._deferred, []
-        for key in deferred:
-            CALLS.release(key)
+        CALLS.release_all(deferred)
 
     def _release(self, records: list[Record]) -> None:
         """Take what ``records`` weighed beyond RECORD_BYTES off the estimate."""
@@ -218,8 +217,7 @@ class RecordBuffer:
             # outcome of a started record shed here and forget the call's run.
             self.ledger.note(lost)
         self._release(lost)
-        for key in ended:
-            CALLS.release(key)
+        CALLS.release_all(ended)
         self.extra_bytes += orphans * ORPHAN_BYTES
         return len(lost)
 

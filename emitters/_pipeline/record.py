@@ -99,21 +99,9 @@ class CallTable:
         self.finished: dict[int, Any] = {}
         self.older: dict[int, Any] = {}
 
-    def release(self, key: int) -> None:
-        """Forget the call ``key``: its outcome left the pipeline."""
-        self.sources.pop(key, None)
-        self.runs.pop(key, None)
-        self.contexts.pop(key, None)
-        started = self.started.pop(key, None)
-        finished = self.finished
-        finished[key] = None if started is None else started[0]
-        if len(finished) >= FINISHED_KEPT:
-            self.older = finished
-            self.finished = {}
-
     def release_all(self, keys: list[int]) -> None:
-        """Forget the calls ``keys``, in order: what :meth:`release` does for
-        each, written out for a batch."""
+        """Forget the calls ``keys``, in order: their outcomes left the
+        pipeline. Each keeps only its ``started`` id, in :attr:`finished`."""
         sources_pop, runs_pop = self.sources.pop, self.runs.pop
         contexts_pop, started_pop = self.contexts.pop, self.started.pop
         finished = self.finished
