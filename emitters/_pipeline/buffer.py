@@ -183,7 +183,9 @@ class RecordBuffer:
     def _release(self, records: list[Record]) -> None:
         """Take what ``records`` weighed beyond RECORD_BYTES off the estimate."""
         # An error's message, or an event built by emit_event(), weighs more
-        # than RECORD_BYTES (see weigh()).
+        # than RECORD_BYTES (see weigh()); with nothing weighed, nothing to free.
+        if self.extra_bytes <= 0:
+            return
         freed = 0
         for record in records:
             kind = record[0]

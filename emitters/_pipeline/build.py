@@ -45,6 +45,10 @@ __all__ = [
 # emitters._pipeline.batch.
 _RESYNC_NS = 10_000_000_000  # re-read the wall clock every 10 s
 _DESCRIBED_MAX = 4096
+_COUNTER_ONE = 1 << 64  # one more in an id's counter (see IdSequence.from_ms)
+# What an outcome built right after its started record knows of it instead of
+# its entry in CALLS.started (see EventBuilder.build).
+_PAIRED: tuple[Any, Any] = (None, None)
 
 
 def jsonable(value: Any) -> Any:
@@ -210,7 +214,9 @@ class EventBuilder:
         ids = self._ids
         bits = ids.bits
         last_ms, counter = ids.last_ms, ids.counter
-        high = (last_ms << 80) | _VV  # the id's bits that change once a millisecond
+        # The id's bits but the random ones: its millisecond, version, counter
+        # and variant (see IdSequence.from_ms).
+        fixed = (last_ms << 80) | _VV | (counter << 64)
         describe = self._describe
         started_ids = CALLS.started
         sources, runs_get, contexts = CALLS.sources, CALLS.runs.get, CALLS.contexts
@@ -222,64 +228,106 @@ class EventBuilder:
         # calls to be built (unless the dispatcher is stuck), so a batch's
         # calls of one block share one identity.
         batch_parts: dict[tuple[int, int, str], Described] = {}
+        # The last started call whose id is not yet in CALLS.started: when its
+        # outcome comes next (a call that made no other on the way), the outcome
+        # takes the id and the parts from here and the call never enters the
+        # table. Anything else that comes first publishes it there.
+        # (Typed Any: the loop's locals hold a record's fields.)
+        pending: Any = None
+        pending_id = 0
+        pending_described: Any = None
+        # The parts of the last call described here, and what they were for.
+        last_source: Any = None
+        last_run: RunContext | None = None
+        last_method = ""
+        last_described: Any = None
         released: list[int] = []
+        released_ids: list[int] = []
         masking = has_secrets()
         make = event_maker() if events else None
         out: list[Item] = []
         append = out.append
+        known: Any
         for record in records:
             kind = record[0]
-            if kind == KIND_CALL:  # a call's started record
-                call = record
-                is_started = True
-                wall = call[CALL_T0] + offset
-            elif kind == KIND_OUTCOME:
+            if kind == KIND_OUTCOME and record[1] is pending:
                 call = record[1]
                 is_started = False
                 wall = record[2] + offset
+                key = call[1]
+                known = _PAIRED
+                follows = pending_id
+                described = pending_described
+                pending = None
             else:
-                append(redact_event(record[1], resources=True))
-                continue
-            key = call[1]
-            known = started_ids.get(key)
-            described = known[1] if known is not None and known[1] is not None else None
-            if described is None:
-                if call[3] is None and key not in contexts:  # no caller, no span
-                    parts_key = (id(sources[key]), id(runs_get(key)), call[2])
-                    described = batch_parts.get(parts_key)
-                    if described is None:
-                        described = batch_parts[parts_key] = describe(call)
+                if pending is not None:
+                    started_ids[pending[1]] = (pending_id, pending_described)
+                    pending = None
+                if kind == KIND_CALL:  # a call's started record
+                    call = record
+                    is_started = True
+                    wall = call[CALL_T0] + offset
+                elif kind == KIND_OUTCOME:
+                    call = record[1]
+                    is_started = False
+                    wall = record[2] + offset
                 else:
-                    described = describe(call)
+                    append(redact_event(record[1], resources=True))
+                    continue
+                key = call[1]
+                known = started_ids.get(key)
+                described = None if known is None else known[1]
+                if described is None:
+                    if call[3] is None and key not in contexts:  # no caller, no span
+                        source, run, method = sources[key], runs_get(key), call[2]
+                        if (
+                            source is last_source
+                            and run is last_run
+                            and method == last_method
+                        ):
+                            described = last_described
+                        else:
+                            parts_key = (id(source), id(run), method)
+                            described = batch_parts.get(parts_key)
+                            if described is None:
+                                described = describe(call)
+                                batch_parts[parts_key] = described
+                            last_source, last_run = source, run
+                            last_method, last_described = method, described
+                    else:
+                        described = describe(call)
             # A UUIDv7 for this event, as an integer (see IdSequence.from_ms).
             ms = wall // 1_000_000
             if ms > last_ms:
                 last_ms = ms
-                high = (ms << 80) | _VV
                 counter = bits(11)
+                fixed = (ms << 80) | _VV | (counter << 64)
             else:
                 counter += 1
-                if counter >= _COUNTER_LIMIT:
+                if counter < _COUNTER_LIMIT:
+                    fixed += _COUNTER_ONE
+                else:
                     last_ms += 1
-                    high = (last_ms << 80) | _VV
                     counter = bits(11)
-            event_id = high | (counter << 64) | bits(62)
+                    fixed = (last_ms << 80) | _VV | (counter << 64)
+            event_id = fixed | bits(62)
             if is_started:
                 if known is not None:  # made earlier, by a call nested in this one
                     event_id = known[0]
-                started_ids[key] = (event_id, described)
+                pending, pending_id, pending_described = call, event_id, described
                 if make is None:
                     append((event_id, wall, described[2], described, None, None))
                 else:
                     append(make(event_id, wall, described[2], described, None, None))
                 continue
             _, _, end_ns, extra, error = record
-            released.append(key)
             if known is None:  # its started record was shed
                 follows = self._ensure_id(call)
                 self._orphans += 1
-            else:
+            elif known is not _PAIRED:
                 follows = known[0]
+            released.append(key)
+            released_ids.append(follows)
             payload: dict[str, Any] = {"duration_ms": (end_ns - call[CALL_T0]) / 1e6}
             if error is None:
                 name = described[3]
@@ -295,8 +343,10 @@ class EventBuilder:
                 append((event_id, wall, name, described, payload, follows))
             else:
                 append(make(event_id, wall, name, described, payload, follows))
+        if pending is not None:  # its outcome is still to come
+            started_ids[pending[1]] = (pending_id, pending_described)
         # Only now, so that a batch built again record by record after a
         # failure still finds every call.
-        CALLS.release_all(released)
+        CALLS.release_built(released, released_ids)
         ids.last_ms, ids.counter = last_ms, counter
         return out

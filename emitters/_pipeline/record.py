@@ -30,7 +30,9 @@ A queued record is one of:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ _, CALL_KEY, CALL_METHOD, CALL_CALLER, CALL_T0 = range(5)
 Call = tuple[Any, ...]
 Record = tuple[Any, ...]
 
+# Runs an iterator to its end, keeping nothing.
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+
 
 class CallTable:
     """What the calls in the pipeline refer to, by call key (one per process).
@@ -80,13 +85,15 @@ class CallTable:
             not empty.
         started: Filled by the dispatcher: the ``started`` event's id of a call,
             as an integer (and its described parts), from the moment it is
-            known until the outcome is built, so the outcome can follow it.
+            known until the outcome is built, so the outcome can follow it
+            (a call whose outcome is built right after its started record
+            never enters it).
         finished: The ``started`` event ids of the calls released last, as
             integers so that the garbage collector never walks them (None for a
             call whose ``started`` event was never built), in two generations
-            of at most :data:`FINISHED_KEPT` keys each: work a call left behind
-            (a task, a thread given its context) may make calls that name it
-            after its outcome left the pipeline.
+            of :data:`FINISHED_KEPT` keys each (a batch more at most): work a
+            call left behind (a task, a thread given its context) may make
+            calls that name it after its outcome left the pipeline.
     """
 
     __slots__ = ("contexts", "finished", "older", "runs", "sources", "started")
@@ -114,6 +121,19 @@ class CallTable:
             if len(finished) >= FINISHED_KEPT:
                 self.older = finished
                 finished = self.finished = {}
+
+    def release_built(self, keys: list[int], started_ids: list[int]) -> None:
+        """Forget the calls ``keys`` whose outcomes were just built, in order;
+        ``started_ids`` are the ids their outcomes follow."""
+        none = repeat(None)
+        for table in (self.sources, self.runs, self.contexts, self.started):
+            if table:  # most programs never fill some of them
+                _consume(map(table.pop, keys, none))
+        finished = self.finished
+        finished.update(zip(keys, started_ids, strict=True))
+        if len(finished) >= FINISHED_KEPT:
+            self.older = finished
+            self.finished = {}
 
     def finished_id(self, key: int) -> Any:
         """Return the ``started`` id of a released call, as an integer:

@@ -28,7 +28,7 @@ from emitters import (
 from emitters._pipeline import batch as batch_module
 from emitters._pipeline.batch import EventBatch, JsonEncoder, items_of, materialize
 from emitters._pipeline.build import EventBuilder
-from emitters._pipeline.record import new_call, new_outcome
+from emitters._pipeline.record import CALLS, new_call, new_outcome
 from emitters.file import FileEmitter
 from emitters.sql import SQLEventStore
 from emitters.sql._tables import RowEncoder
@@ -286,3 +286,56 @@ def test_ids_stay_ordered_when_a_millisecond_runs_out_of_ids() -> None:
     assert milliseconds == list(range(milliseconds[0], milliseconds[-1] + 1))
     assert milliseconds[0] == drafts[0][1] // 1_000_000
     assert {(UUID(int=i).version, UUID(int=i).variant) for i in ids} == {(7, RFC_4122)}
+
+
+def test_outcomes_follow_their_started_events_however_records_interleave() -> None:
+    """An outcome that comes right after its started record takes its id from
+    there; one that comes later (overlapping calls, a nested call, the next
+    batch) finds it in the call table. Either way it follows the right event,
+    a nested call names its caller's, and every call leaves the table."""
+    block, other = BatchLedger(), BatchLedger(region="us-east-1")
+    now = time.perf_counter_ns()
+    a = new_call(block, "post", None, None, None, now)
+    b = new_call(other, "post", None, None, None, now + 1)
+    c = new_call(block, "post", None, None, None, now + 2)
+    late = new_call(block, "post", None, None, None, now + 3)
+    first_batch = [
+        a,
+        new_outcome(a, now + 5, None, None),  # right after its started record
+        b,
+        c,
+        new_outcome(b, now + 7, None, None),  # overlapping calls
+        new_outcome(c, now + 8, None, None),
+        late,  # its outcome comes with the next batch
+    ]
+    nested = new_call(block, "transfer", None, None, None, now + 9)
+    inner = new_call(other, "post", None, None, nested, now + 10)
+    second_batch = [
+        new_outcome(late, now + 11, None, None),
+        nested,
+        inner,
+        new_outcome(inner, now + 12, None, None),
+        new_outcome(nested, now + 13, None, None),
+    ]
+    builder = EventBuilder()
+    drafts = builder.build(first_batch) + builder.build(second_batch)
+    started = {d[0]: d for d in drafts if d[2].endswith(".started")}
+    outcomes = [d for d in drafts if not d[2].endswith(".started")]
+    assert len(started) == 6
+    assert len(outcomes) == 6
+    order = [d[2].rsplit(".", 2)[1] for d in outcomes]
+    assert order == ["post"] * 4 + ["post", "transfer"]
+    ids_by_call: dict[int, int] = {}
+    for record, draft in zip(first_batch + second_batch, drafts, strict=True):
+        if record[0] == 0:  # a started record
+            ids_by_call[record[1]] = draft[0]
+        else:
+            assert draft[5] == ids_by_call[record[1][1]], draft[2]
+    inner_started = started[ids_by_call[inner[1]]]
+    callers = [r.id for r in inner_started[3][1] if r.role == "caller"]
+    assert callers == [f"event.{UUID(int=ids_by_call[nested[1]])}"]
+    for call in (a, b, c, late, nested, inner):
+        key = call[1]
+        assert key not in CALLS.sources
+        assert key not in CALLS.started
+        assert CALLS.finished_id(key) == ids_by_call[key]
