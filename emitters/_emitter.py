@@ -5,13 +5,14 @@ from __future__ import annotations
 import abc
 import operator
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self, overload
+from typing import Any, ClassVar, Protocol, Self, cast, overload
 
 from emitters._model import Event
-from emitters._pipeline.batch import event_maker, items_of
+from emitters._pipeline.batch import Draft, event_maker, items_of
 from emitters._pipeline.record import Call
 
 __all__ = [
@@ -149,8 +150,10 @@ class Emitter(abc.ABC):
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
-_WIDTH = 6  # the slots of a kept event: a draft's fields (see MemoryEmitter)
 _ALL = slice(None)
+_NOT_A_DRAFT = (None,) * 5  # what follows an event that came built, in its row
+Columns = tuple[tuple[Any, ...], ...]
+"""A batch of drafts as its six columns (see emitters._pipeline.batch)."""
 
 
 class MemoryEmitter(Emitter):
@@ -176,10 +179,17 @@ class MemoryEmitter(Emitter):
             raise ValueError(f"max_events must be at least 1, not {max_events!r}")
         self._max = max_events
         self._lock = threading.Lock()
-        # Each event takes _WIDTH slots: the fields of its draft, or the
-        # event itself followed by None (see emitters._pipeline.batch).
-        self._parts: list[Any] = []
-        # Whether any event kept came built (then its time slot is None).
+        # The batches kept, oldest first, each as the six columns of its drafts
+        # (an event that came built stands in the id column, with None in the
+        # others): a few tuples a batch, where a tuple an event would give the
+        # garbage collector one more object to walk for each.
+        self._batches: list[Columns] = []
+        # Where each batch starts, counting every event ever received; where
+        # the first event kept is, and where the next event received will be.
+        self._starts: list[int] = []
+        self._first = 0
+        self._end = 0
+        # Whether any event kept came built (then its time is None).
         self._any_built = False
 
     @property
@@ -198,85 +208,99 @@ class MemoryEmitter(Emitter):
         items = items_of(events)
         if not isinstance(items, list | tuple):
             items = list(items)  # read twice below
+        if not items:
+            return
         drafts_only = set(map(type, items)) <= {tuple}
-        if drafts_only:  # the common case: their fields are the slots
-            parts: Any = chain.from_iterable(items)
-        else:
-            parts = []
-            for item in items:
-                parts.extend(item if type(item) is tuple else (item, *_NOT_A_DRAFT))
+        if not drafts_only:
+            items = [i if type(i) is tuple else (i, *_NOT_A_DRAFT) for i in items]
+        columns = tuple(zip(*items, strict=True))
         with self._lock:
             if not drafts_only:
                 self._any_built = True
-            kept = self._parts
-            kept.extend(parts)
-            if self._max is not None and len(kept) > self._max * _WIDTH:
-                del kept[: len(kept) - self._max * _WIDTH]
+            self._batches.append(columns)
+            self._starts.append(self._end)
+            self._end += len(items)
+            if self._max is not None and self._end - self._first > self._max:
+                self._trim(self._end - self._max)
+
+    def _trim(self, first: int) -> None:
+        """Forget the events before ``first``; call with the lock held."""
+        batches, starts = self._batches, self._starts
+        while len(starts) > 1 and starts[1] <= first:
+            del batches[0], starts[0]
+        cut = first - starts[0]
+        batches[0] = tuple(column[cut:] for column in batches[0])
+        starts[0] = self._first = first
 
     def clear(self) -> None:
         """Forget every event received so far."""
         with self._lock:
-            self._parts.clear()
+            self._batches.clear()
+            self._starts.clear()
+            self._first = self._end
             self._any_built = False
 
     def _count(self) -> int:
         with self._lock:
-            return len(self._parts) // _WIDTH
+            return self._end - self._first
 
     def _one(self, index: int) -> Event:
         """The event at ``index`` (negative from the end), as it is now."""
         with self._lock:
-            count = len(self._parts) // _WIDTH
+            count = self._end - self._first
             position = index + count if index < 0 else index
             if not 0 <= position < count:
                 raise IndexError(
                     f"event index {index} out of range ({count} events kept)"
                 )
-            at = position * _WIDTH
-            event_id, wall, name, described, payload, follows = self._parts[
-                at : at + _WIDTH
-            ]
-        if wall is None:
-            built: Event = event_id  # an event that came built
+            draft = self._draft(self._first + position)
+        if draft[1] is None:
+            built: Event = draft[0]  # an event that came built
             return built
-        make = event_maker(copy_payloads=True)
-        return make(event_id, wall, name, described, payload, follows)
+        return event_maker(copy_payloads=True)(draft)
+
+    def _draft(self, at: int) -> Draft:
+        """The fields of the event received ``at``-th; call with the lock held."""
+        i = bisect_right(self._starts, at) - 1
+        offset = at - self._starts[i]
+        return cast(Draft, tuple(column[offset] for column in self._batches[i]))
 
     def _read(self, window: slice = _ALL) -> Iterator[Event]:
         """The events of ``window`` (all by default) as they are now, each built
         as it is read: an event read and let go is freed before the garbage
         collector sees it, let alone keeps walking it."""
         with self._lock:
-            parts = self._parts
-            start, stop, step = window.indices(len(parts) // _WIDTH)
+            start, stop, step = window.indices(self._end - self._first)
+            start += self._first
+            stop += self._first
+            drafts: Iterator[Draft]
             if step == 1:
-                columns = [
-                    parts[start * _WIDTH + field : stop * _WIDTH : _WIDTH]
-                    for field in range(_WIDTH)
+                # The batches are immutable: sliced after the lock is let go.
+                spans = [
+                    (columns, max(start - at, 0), stop - at)
+                    for columns, at in zip(self._batches, self._starts, strict=True)
+                    if at < stop and at + len(columns[0]) > start
                 ]
+                drafts = chain.from_iterable(
+                    zip(*(column[lo:hi] for column in columns), strict=True)
+                    for columns, lo, hi in spans
+                )
             else:
-                positions = range(start, stop, step)
-                columns = [
-                    [parts[p * _WIDTH + field] for p in positions]
-                    for field in range(_WIDTH)
-                ]
+                drafts = iter([self._draft(at) for at in range(start, stop, step)])
             any_built = self._any_built
         make = event_maker(copy_payloads=True)
         if not any_built:
-            return map(make, *columns)
-        return _mixed(make, columns)
+            return map(make, drafts)
+        return _mixed(make, drafts)
 
 
-_NOT_A_DRAFT = (None,) * (_WIDTH - 1)
-
-
-def _mixed(make: Callable[..., Event], columns: list[list[Any]]) -> Iterator[Event]:
+def _mixed(make: Callable[[Draft], Event], drafts: Iterator[Draft]) -> Iterator[Event]:
     """Events of drafts and events that came built, in order (see _read)."""
-    for event_id, wall, name, described, payload, follows in zip(*columns, strict=True):
-        if wall is None:
-            yield event_id  # an event that came built
+    for draft in drafts:
+        if draft[1] is None:
+            yield draft[0]  # an event that came built
         else:
-            yield make(event_id, wall, name, described, payload, follows)
+            yield make(draft)
 
 
 class KeptEvents(Sequence[Event]):

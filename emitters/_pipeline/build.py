@@ -318,7 +318,7 @@ class EventBuilder:
                 if make is None:
                     append((event_id, wall, described[2], described, None, None))
                 else:
-                    append(make(event_id, wall, described[2], described, None, None))
+                    append(make((event_id, wall, described[2], described, None, None)))
                 continue
             _, _, end_ns, extra, error = record
             if known is None:  # its started record was shed
@@ -342,7 +342,7 @@ class EventBuilder:
             if make is None:
                 append((event_id, wall, name, described, payload, follows))
             else:
-                append(make(event_id, wall, name, described, payload, follows))
+                append(make((event_id, wall, name, described, payload, follows)))
         if pending is not None:  # its outcome is still to come
             started_ids[pending[1]] = (pending_id, pending_described)
         # Only now, so that a batch built again record by record after a

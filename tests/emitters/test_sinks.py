@@ -282,6 +282,41 @@ def test_memory_emitter_clear_forgets_events() -> None:
     assert [e.event for e in memory.events] == ["after"]
 
 
+def test_memory_emitter_trims_and_reads_across_batches() -> None:
+    """Kept events arrive in batches of three; a bounded emitter trims whole
+    batches and part of one, and every kind of read that spans batches gives
+    the events an unbounded one keeps, in order."""
+    bounded = MemoryEmitter(max_events=7, name="bounded")
+    everything = MemoryEmitter(name="everything")
+    configure(emitters=[bounded, everything], batch_size=3)
+    _ring(Till(), [1.0, 2.0, -3.0, 4.0])
+    assert flush(10)
+    emit_event("till.counted", {"id": "till.1"})
+    _ring(Till(), [5.0, 6.0, 7.0])
+    assert flush(10)
+    events = list(everything.events)
+    assert len(events) == 15
+    kept = events[-7:]
+    assert bounded.events == kept
+    assert len(bounded.events) == 7
+    assert bounded.events[0] == kept[0]
+    assert bounded.events[-1] == kept[-1]
+    assert bounded.events[2:6] == kept[2:6]
+    assert bounded.events[::3] == kept[::3]
+    assert bounded.events[5:1:-2] == kept[5:1:-2]
+    assert list(reversed(bounded.events)) == kept[::-1]
+    assert everything.events[4:11] == events[4:11]
+    assert [e.event for e in everything.events[5:9]] == [
+        "block.till.ring.failed",
+        "block.till.ring.started",
+        "block.till.ring.succeeded",
+        "till.counted",
+    ]
+    assert everything.events[8] is events[8]  # came built: kept as it came
+    with pytest.raises(IndexError, match="7 events kept"):
+        bounded.events[7]
+
+
 # -- ConsoleEmitter ---------------------------------------------------------------
 
 
