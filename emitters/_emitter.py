@@ -8,6 +8,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self, cast, overload
 
@@ -152,6 +153,9 @@ class Emitter(abc.ABC):
 
 _ALL = slice(None)
 _NOT_A_DRAFT = (None,) * 5  # what follows an event that came built, in its row
+# Each takes one field of a draft. (Columns made by zip(*drafts) would cost an
+# iterator a draft: enough new objects to set off the collector.)
+_FIELDS = tuple(itemgetter(i) for i in range(6))
 Columns = tuple[tuple[Any, ...], ...]
 """A batch of drafts as its six columns (see emitters._pipeline.batch)."""
 
@@ -213,7 +217,7 @@ class MemoryEmitter(Emitter):
         drafts_only = set(map(type, items)) <= {tuple}
         if not drafts_only:
             items = [i if type(i) is tuple else (i, *_NOT_A_DRAFT) for i in items]
-        columns = tuple(zip(*items, strict=True))
+        columns = tuple([tuple(map(field, items)) for field in _FIELDS])
         with self._lock:
             if not drafts_only:
                 self._any_built = True
