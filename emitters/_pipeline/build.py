@@ -242,7 +242,7 @@ class EventBuilder:
         last_method = ""
         last_described: Any = None
         released: list[int] = []
-        released_ids: list[int] = []
+        released_ids: list[int | None] = []
         masking = has_secrets()
         make = event_maker() if events else None
         out: list[Item] = []

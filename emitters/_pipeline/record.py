@@ -91,9 +91,10 @@ class CallTable:
         finished: The ``started`` event ids of the calls released last, as
             integers so that the garbage collector never walks them (None for a
             call whose ``started`` event was never built), in two generations
-            of :data:`FINISHED_KEPT` keys each (a batch more at most): work a
-            call left behind (a task, a thread given its context) may make
-            calls that name it after its outcome left the pipeline.
+            of :data:`FINISHED_KEPT` keys each, plus the rest of the release
+            that filled one: work a call left behind (a task, a thread given
+            its context) may make calls that name it after its outcome left
+            the pipeline.
     """
 
     __slots__ = ("contexts", "finished", "older", "runs", "sources", "started")
@@ -109,22 +110,14 @@ class CallTable:
     def release_all(self, keys: list[int]) -> None:
         """Forget the calls ``keys``, in order: their outcomes left the
         pipeline. Each keeps only its ``started`` id, in :attr:`finished`."""
-        sources_pop, runs_pop = self.sources.pop, self.runs.pop
-        contexts_pop, started_pop = self.contexts.pop, self.started.pop
-        finished = self.finished
-        for key in keys:
-            sources_pop(key, None)
-            runs_pop(key, None)
-            contexts_pop(key, None)
-            started = started_pop(key, None)
-            finished[key] = None if started is None else started[0]
-            if len(finished) >= FINISHED_KEPT:
-                self.older = finished
-                finished = self.finished = {}
+        started_pop = self.started.pop
+        ids = [None if (s := started_pop(key, None)) is None else s[0] for key in keys]
+        self.release_built(keys, ids)
 
-    def release_built(self, keys: list[int], started_ids: list[int]) -> None:
-        """Forget the calls ``keys`` whose outcomes were just built, in order;
-        ``started_ids`` are the ids their outcomes follow."""
+    def release_built(self, keys: list[int], started_ids: list[int | None]) -> None:
+        """Forget the calls ``keys``, in order, whose ``started`` ids are
+        ``started_ids`` (None for one never built): the dispatcher knows them
+        from the outcomes it just built."""
         none = repeat(None)
         for table in (self.sources, self.runs, self.contexts, self.started):
             if table:  # most programs never fill some of them
