@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, cast, overload
 from uuid import UUID
 
@@ -68,6 +68,25 @@ Draft = tuple[int, int, str, Described, "dict[str, Any] | None", "int | None"]
 """A draft's fields: ``(id, wall_ns, name, described, payload, follows)``."""
 
 
+_NS = 1_000_000_000
+
+
+# The datetime constructor's other form, which typing stubs leave out.
+_FROM_STATE = cast(Callable[[bytes, tzinfo], datetime], datetime)
+
+
+def _second_state(unix_s: int) -> bytes:
+    """The first seven bytes of a UTC datetime's pickled state at ``unix_s``.
+
+    ``datetime(state + microsecond.to_bytes(3), UTC)`` is then that second plus
+    the microsecond: the datetime constructor takes the ten bytes of its pickled
+    form (year in two bytes, month, day, hour, minute, second, microsecond in
+    three, all big-endian) as its first argument.
+    """
+    t = datetime.fromtimestamp(unix_s, UTC)
+    return t.year.to_bytes(2) + bytes((t.month, t.day, t.hour, t.minute, t.second))
+
+
 def event_maker(copy_payloads: bool = False) -> Callable[[Draft], Event]:
     """Return a function that makes the event of a draft.
 
@@ -98,10 +117,13 @@ def _maker(copy_payloads: bool) -> Generator[Event | None, Draft, None]:
     set_dict, set_fields, set_extra, set_private = _EVENT_SLOTS
     all_fields = _ALL_FIELDS
     uuid_type, event_type = UUID, Event
-    date, utc = datetime, UTC
+    stamp, utc, to_bytes = _FROM_STATE, UTC, int.to_bytes
     last_id, last_uid = -1, None  # the last started event's id, and its object
-    # The second last seen, and its year, month, day, hour, minute and second.
-    c = [-1, 1970, 1, 1, 0, 0, 0]
+    # The last second seen, from its first nanosecond to the first of the next,
+    # and its date and time in the form datetime pickles itself as (see
+    # _second_state): a datetime made from those bytes and its microsecond
+    # skips the parsing of eight arguments.
+    second, next_second, state = 0, 0, b""
     event = None
     while True:
         event_id, wall, name, described, payload, follows = yield event
@@ -117,16 +139,16 @@ def _maker(copy_payloads: bool) -> Generator[Event | None, Draft, None]:
             follows_id = new(uuid_type)
             set_int(follows_id, follows)
             set_safe(follows_id, unknown)
-        sec, rest = divmod(wall, 1_000_000_000)
-        if sec != c[0]:
-            t = date.fromtimestamp(sec, utc)
-            c[:] = (sec, t.year, t.month, t.day, t.hour, t.minute, t.second)
+        if not second <= wall < next_second:
+            second = wall - wall % _NS
+            next_second = second + _NS
+            state = _second_state(second // _NS)
         event = new(event_type)
         set_dict(
             event,
             {
                 "id": uid,
-                "occurred": date(c[1], c[2], c[3], c[4], c[5], c[6], rest // 1000, utc),
+                "occurred": stamp(state + to_bytes((wall - second) // 1000, 3), utc),
                 "event": name,
                 "resource": described[0],
                 "related": described[1],

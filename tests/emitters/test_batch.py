@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import RFC_4122, UUID
@@ -163,6 +164,41 @@ def test_json_encoder_writes_times_and_ids_as_pydantic_does() -> None:
     ]
     encoded = JsonEncoder().lines(variants)
     assert encoded == [e.model_dump_json().encode() for e in materialize(variants)]
+
+
+def test_event_times_are_their_drafts_nanoseconds_cut_to_the_microsecond() -> None:
+    """Built events read their time from the draft's nanoseconds, whatever the
+    order: across seconds, days, years and back again."""
+    keep = Keep()
+    configure(emitters=[keep])
+    BatchLedger().post(1.0)
+    assert flush(10)
+    draft = next(i for i in items_of(keep.batches[0]) if type(i) is tuple)
+    _, wall, name, described, _, _ = draft
+    walls = [
+        wall,
+        1_796_407_699_000_000_000,  # a whole second
+        1_796_407_699_999_999_999,  # its last nanosecond
+        1_796_407_700_000_000_999,  # the next second, under a microsecond in
+        1_796_407_699_000_000_999,  # back to the second before
+        951_868_799_999_999_000,  # 2000-02-29T23:59:59.999999
+        951_868_800_000_001_000,  # 2000-03-01T00:00:00.000001
+        1_798_761_599_500_000_000,  # the last second of 2026
+        1_798_761_600_000_000_000,  # the first of 2027
+        0,  # the epoch
+        253_402_300_799_999_999_000,  # 9999-12-31T23:59:59.999999
+    ]
+    drafts = [(i + 1, w, name, described, None, None) for i, w in enumerate(walls)]
+    expected = [
+        datetime.fromtimestamp(w // 1_000_000_000, UTC).replace(
+            microsecond=w % 1_000_000_000 // 1000
+        )
+        for w in walls
+    ]
+    occurred = [event.occurred for event in materialize(drafts)]
+    assert occurred == expected
+    assert all(t.tzinfo is UTC and t.fold == 0 for t in occurred)
+    assert occurred[5].isoformat() == "2000-02-29T23:59:59.999999+00:00"
 
 
 def test_events_are_built_once_and_only_for_sinks_that_read_them(
