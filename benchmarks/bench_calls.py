@@ -29,7 +29,10 @@ whole cost at most half of one span):
 
 The report also shows how much of the caller's loop and of the whole cost was
 the cyclic garbage collector (any thread), which runs more the more objects a
-program creates and keeps.
+program creates and keeps. The collector stays on in every loop, but each timed
+loop starts after a full collection: objects another loop left half-way to the
+oldest generation would otherwise set off a full collection in whichever loop
+came next, and charge it the walk of everything that loop keeps alive.
 """
 
 from __future__ import annotations
@@ -132,6 +135,11 @@ class QuietBlock(Block):
         return a + self.x
 
 
+def _settled() -> None:
+    """Start the next timed loop with no collection owed by the last one."""
+    gc.collect()
+
+
 def _loop(obj: Any, n: int) -> int:
     method = obj.method
     t0 = time.perf_counter_ns()
@@ -168,6 +176,7 @@ def _live_loop(block: Any, n: int) -> int:
     sink = OpenTelemetryEmitter(tracer_provider=TracerProvider(), live=True)
     configure(emitters=[sink], flush_interval=60.0, max_buffer_bytes=_PARKED)
     flush()
+    _settled()
     elapsed = _loop_unbound(block, n)
     flush(timeout=None)
     configure(emitters=[], enabled=False)
@@ -375,11 +384,15 @@ def measure(n: int, repeats: int, prefect_flow: bool = False) -> dict[str, Any]:
         # alternating, so that a noisy moment does not decide a ratio.
         configure(emitters=[], enabled=False)
         for _ in range(3):
-            samples["plain"].append(_loop_unbound(plain_m, n))
-            samples["off_class"].append(_loop_unbound(quiet, n))
-            samples["off_runtime"].append(_loop_unbound(block, n))
-            samples["wrapt"].append(_loop_unbound(wrapt_m, n))
-            samples["floor"].append(_loop_unbound(floor_m, n))
+            for key, obj in (
+                ("plain", plain_m),
+                ("off_class", quiet),
+                ("off_runtime", block),
+                ("wrapt", wrapt_m),
+                ("floor", floor_m),
+            ):
+                _settled()
+                samples[key].append(_loop_unbound(obj, n))
             _sink.clear()
 
         memory = MemoryEmitter()
@@ -389,6 +402,7 @@ def measure(n: int, repeats: int, prefect_flow: bool = False) -> dict[str, Any]:
         # the dispatcher's.
         configure(emitters=[memory], flush_interval=60.0, max_buffer_bytes=_PARKED)
         flush()
+        _settled()
         _gc_clock.reset()
         caller = _loop_unbound(block, n)
         samples["on_caller"].append(caller)
@@ -405,6 +419,7 @@ def measure(n: int, repeats: int, prefect_flow: bool = False) -> dict[str, Any]:
         del memory
         configure(emitters=[], enabled=False)
 
+        _settled()
         samples["span"].append(_span_loop(n))
         samples["on_live"].append(_live_loop(block, n))
     configure(emitters=[])
