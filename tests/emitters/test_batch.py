@@ -148,14 +148,18 @@ def test_drafts_become_the_same_rows_as_built_events() -> None:
     assert resolved == built.rows
 
 
-def test_json_encoder_writes_times_and_ids_as_pydantic_does() -> None:
-    """Whole seconds, microseconds, the epoch's first day and a large payload."""
+def _a_draft() -> Any:
+    """The draft of the ``started`` event of one real call."""
     keep = Keep()
     configure(emitters=[keep])
     BatchLedger().post(1.0)
     assert flush(10)
-    draft = next(i for i in items_of(keep.batches[0]) if type(i) is tuple)
-    _, wall, name, described, _, _ = draft
+    return next(i for i in items_of(keep.batches[0]) if type(i) is tuple)
+
+
+def test_json_encoder_writes_times_and_ids_as_pydantic_does() -> None:
+    """Whole seconds, microseconds, the epoch's first day and a large payload."""
+    _, wall, name, described, _, _ = _a_draft()
     variants = [
         (1, 1_796_407_699_000_000_000, name, described, None, None),
         (2**127 + 5, 1_796_407_699_120_000_000, name, described, {}, 99),
@@ -169,12 +173,7 @@ def test_json_encoder_writes_times_and_ids_as_pydantic_does() -> None:
 def test_event_times_are_their_drafts_nanoseconds_cut_to_the_microsecond() -> None:
     """Built events read their time from the draft's nanoseconds, whatever the
     order: across seconds, days, years and back again."""
-    keep = Keep()
-    configure(emitters=[keep])
-    BatchLedger().post(1.0)
-    assert flush(10)
-    draft = next(i for i in items_of(keep.batches[0]) if type(i) is tuple)
-    _, wall, name, described, _, _ = draft
+    _, wall, name, described, _, _ = _a_draft()
     walls = [
         wall,
         1_796_407_699_000_000_000,  # a whole second
